@@ -1,0 +1,122 @@
+/* mh_registry.h - the live state of every configured check, and node and region readiness.
+ *
+ * Worker threads post each run's result here; the main loop applies staleness; the HTTP layer
+ * takes snapshots. Everything mutable lives behind the one registry lock (see struct mh_registry
+ * in mh_registry.c); a snapshot is a plain copy that needs no lock, so rendering is pure.
+ *
+ * Ownership: mh_registry_new() takes the config. The registry is reference counted because worker
+ * threads of a replaced configuration may still be finishing a run (or stuck in one) after a
+ * reload: each worker holds a reference, and the last mh_registry_unref() frees config and checks. */
+#ifndef MH_REGISTRY_H
+#define MH_REGISTRY_H
+
+#include "mh_check.h"
+#include "mh_config.h"
+
+#include <pthread.h>
+
+/* The per-measurement state machine (hysteresis and staleness). Pure; unit-tested. */
+struct mh_meas_state {
+    bool have_result;
+    bool stale;
+    enum mh_status effective; /* what readiness uses: after rise/fall, fail while stale */
+    unsigned consecutive_fail;
+    unsigned consecutive_pass;
+    uint64_t transitions;
+    struct mh_observation last; /* the latest run's observation */
+};
+
+/* Feeds one raw observation. Returns true when `effective` changed. */
+bool mh_meas_apply(struct mh_meas_state *st, const struct mh_observation *obs, unsigned rise,
+                   unsigned fall);
+/* Marks the measurement stale (fail). Returns true when `effective` changed. */
+bool mh_meas_mark_stale(struct mh_meas_state *st);
+
+/* A copy of one check's state, as of the snapshot. */
+struct mh_check_view {
+    const struct mh_check *check; /* settings; valid while the registry is referenced */
+    struct mh_meas_state m[MH_MEASUREMENTS_MAX];
+    bool have_result;
+    struct timespec last_real; /* wall clock of the last completed run */
+    double age_ms;             /* since the last completed run */
+    double duration_ms;        /* of the last run */
+    uint64_t runs;
+    enum mh_role role;
+    struct mh_fact facts[MH_FACTS_MAX];
+    int n_facts;
+};
+
+struct mh_snapshot {
+    const struct mh_server_conf *server;
+    bool shutting_down;
+    uint64_t generation; /* changes whenever any effective status changes */
+    int n_checks;
+    struct mh_check_view checks[MH_MAX_CHECKS];
+};
+
+/* One readiness verdict: the worst status among the measurements that affect `which`. */
+struct mh_readiness {
+    enum mh_status status;
+    char reason[MH_OUTPUT_MAX + MH_NAME_MAX * 2]; /* plain words; empty on pass */
+    int passing, total; /* measurements that affect it, and how many pass or warn */
+};
+
+/* Computes readiness for MH_AFFECTS_NODE or MH_AFFECTS_REGION from a snapshot. Pure. */
+void mh_readiness_compute(const struct mh_snapshot *snap, unsigned which, struct mh_readiness *out);
+
+/* Called (under the registry lock, from a worker or the main thread) for each change of an
+ * effective status. It must not call back into the registry. */
+typedef void (*mh_transition_fn)(const struct mh_check *check, int meas, enum mh_status from,
+                                 enum mh_status to, bool first, const char *output, void *ctx);
+
+struct mh_registry;
+
+/* Takes ownership of `cfg`. Returns NULL on out of memory (cfg is then freed). */
+struct mh_registry *mh_registry_new(struct mh_config *cfg, mh_transition_fn on_transition,
+                                    void *ctx);
+void mh_registry_ref(struct mh_registry *reg);
+void mh_registry_unref(struct mh_registry *reg);
+
+const struct mh_config *mh_registry_config(const struct mh_registry *reg);
+
+/* Called from a worker thread, outside the registry lock, after a post changed an effective
+ * status or a role: the HTTP layer re-renders its public bodies right away instead of on the
+ * main loop's next tick. Set it before workers start. */
+typedef void (*mh_change_fn)(void *ctx);
+void mh_registry_set_on_change(struct mh_registry *reg, mh_change_fn on_change, void *ctx);
+
+/* Carries results over from `old` for every check of `reg` with the same name, type and
+ * measurements, so a reload does not send readiness back to "starting". Call before workers
+ * start on `reg`. */
+void mh_registry_adopt(struct mh_registry *reg, struct mh_registry *old);
+
+/* Records the result of one run of check `idx`. */
+void mh_registry_post(struct mh_registry *reg, int idx, const struct mh_run *run,
+                      double duration_ms);
+
+/* Marks results older than their max_age stale. Returns true when anything changed. */
+bool mh_registry_refresh(struct mh_registry *reg);
+
+/* Readiness fails with "shutting down" from now on. */
+void mh_registry_set_shutting_down(struct mh_registry *reg);
+
+/* True once every check has a first result. */
+bool mh_registry_all_reported(struct mh_registry *reg);
+
+/* Waits until every check has a first result or `ms` passes. Returns true if all reported. */
+bool mh_registry_wait_all_reported(struct mh_registry *reg, mh_ms ms);
+
+/* The current generation, cheap: compare to decide whether to re-render. */
+uint64_t mh_registry_generation(struct mh_registry *reg);
+
+/* Copies the state. `snap` is large (tens of KiB): heap-allocate it. */
+void mh_registry_snapshot(struct mh_registry *reg, struct mh_snapshot *snap);
+
+/* ---- for mh_worker.c ---- */
+/* Asks every worker to stop and wakes them. On return the on_change callback is cleared and not
+ * running. */
+void mh_registry_stop(struct mh_registry *reg);
+/* Sleeps until `until` (CLOCK_MONOTONIC) or a stop. Returns false when asked to stop. */
+bool mh_registry_sleep_until(struct mh_registry *reg, const struct timespec *until);
+
+#endif

@@ -1,0 +1,325 @@
+/* main.c - magento-healthd: command line, signals, the main loop, reload and shutdown.
+ *
+ * The main thread owns the lifecycle. All signals are blocked in every thread and taken here with
+ * sigtimedwait(), so reload and shutdown run as ordinary code, not in a signal handler. Every
+ * tick the loop marks stale results, re-renders the public bodies when a status changed, and talks
+ * to systemd (READY, STATUS, WATCHDOG). */
+#include "mh_check.h"
+#include "mh_config.h"
+#include "mh_http.h"
+#include "mh_log.h"
+#include "mh_registry.h"
+#include "mh_render.h"
+#include "mh_worker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define DEFAULT_CONFIG "/etc/magento-healthd/magento-healthd.conf"
+#define TICK_MS        100
+
+enum mode { MODE_RUN, MODE_CHECK, MODE_TEST_CONFIG };
+
+static void usage(FILE *to)
+{
+    fprintf(to, "Usage: magento-healthd [-c FILE] [--check | --test-config]\n"
+                "Health checks for a Magento 2 web node, served to load balancers and Route 53.\n"
+                "\n"
+                "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+                "      --check        run every check once, print the detailed JSON report and\n"
+                "                     exit 0 (pass), 1 (warn) or 2 (fail)\n"
+                "  -t, --test-config  validate the configuration and exit\n"
+                "  -V, --version      print the version and exit\n"
+                "  -h, --help         print this help and exit\n"
+                "\n"
+                "Endpoints: /healthcheck/live, /healthcheck (node), /healthcheck/region.\n"
+                "See magento-healthd(8) and magento-healthd.conf(5).\n");
+}
+
+static void log_transition(const struct mh_check *check, int meas, enum mh_status from,
+                           enum mh_status to, bool first, const char *output, void *ctx)
+{
+    (void)ctx;
+    enum mh_log_level level = to == MH_FAIL ? MH_LOG_WARNING : MH_LOG_NOTICE;
+    mh_log(level, "check %s:%s: %s -> %s: %s", check->name, check->meas[meas].name,
+           first ? "starting" : mh_status_name(from), mh_status_name(to),
+           output[0] ? output : "ok");
+}
+
+static void raise_fd_limit(void)
+{
+    /* Each held-open probe connection costs a descriptor; the default soft limit of 1024 would
+     * cap us below connection_limit. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static struct mh_config *load_or_report(const char *path)
+{
+    char err[MH_CONFIG_ERROR_MAX];
+    struct mh_config *cfg = mh_config_load(path, err, sizeof err);
+    if (!cfg)
+        fprintf(stderr, "magento-healthd: %s\n", err);
+    return cfg;
+}
+
+/* --check: every check once, concurrently, then the report. */
+static int run_check_mode(struct mh_config *cfg)
+{
+    mh_ms longest = 0;
+    for (int i = 0; i < cfg->n_checks; i++)
+        if (cfg->checks[i]->timeout > longest)
+            longest = cfg->checks[i]->timeout;
+    struct mh_registry *reg = mh_registry_new(cfg, NULL, NULL);
+    if (!reg || mh_workers_start(reg, MH_WORKER_ONCE) < 0) {
+        fprintf(stderr, "magento-healthd: cannot start checks: %s\n", strerror(errno));
+        return 2;
+    }
+    /* A check stuck past its timeout stays "no result"; do not wait for it forever. */
+    mh_registry_wait_all_reported(reg, longest + 1000);
+    struct mh_snapshot *snap = malloc(sizeof *snap);
+    if (!snap)
+        return 2;
+    mh_registry_snapshot(reg, snap);
+    enum mh_status status;
+    char *body = mh_render(snap, MH_VIEW_REPORT, true, &status);
+    printf("%s\n", body ? body : "{\"status\":\"fail\"}");
+    fflush(stdout);
+    free(body);
+    free(snap);
+    return (int)status; /* 0 pass, 1 warn, 2 fail: the Nagios plugin convention */
+}
+
+struct daemon_state {
+    const char *config_path;
+    struct mh_registry *reg;
+    struct mh_http *http;
+    bool ready_sent;
+    bool shutting_down;
+    struct timespec shutdown_at;
+    char last_status[200];
+};
+
+static void publish(struct daemon_state *d)
+{
+    mh_http_publish(d->http, d->reg);
+}
+
+/* Worker threads call this after a status changed; d->http is set before any worker starts and
+ * stays until they are stopped. */
+static void on_results_changed(void *ctx)
+{
+    mh_http_refresh(((struct daemon_state *)ctx)->http);
+}
+
+static bool same_listen(const struct mh_server_conf *a, const struct mh_server_conf *b)
+{
+    if (a->n_listen != b->n_listen)
+        return false;
+    for (int i = 0; i < a->n_listen; i++)
+        if (a->listen_len[i] != b->listen_len[i] ||
+            memcmp(&a->listen[i], &b->listen[i], a->listen_len[i]) != 0)
+            return false;
+    return true;
+}
+
+static void reload(struct daemon_state *d)
+{
+    sd_notify(0, "RELOADING=1");
+    char err[MH_CONFIG_ERROR_MAX];
+    struct mh_config *cfg = mh_config_load(d->config_path, err, sizeof err);
+    if (!cfg) {
+        mh_log(MH_LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
+        sd_notify(0, "READY=1");
+        return;
+    }
+    if (!same_listen(&cfg->server, &mh_registry_config(d->reg)->server))
+        mh_log(MH_LOG_WARNING, "reload: [server] listen changed; restart to apply it");
+    struct mh_registry *fresh = mh_registry_new(cfg, log_transition, NULL);
+    if (fresh) {
+        mh_registry_adopt(fresh, d->reg);
+        mh_registry_set_on_change(fresh, on_results_changed, d);
+    }
+    if (!fresh || mh_workers_start(fresh, MH_WORKER_FOREVER) < 0) {
+        mh_log(MH_LOG_ERR, "reload failed: cannot start checks: %s", strerror(errno));
+        if (fresh) {
+            mh_registry_stop(fresh);
+            mh_registry_unref(fresh);
+        }
+        sd_notify(0, "READY=1");
+        return;
+    }
+    if (d->shutting_down)
+        mh_registry_set_shutting_down(fresh);
+    struct mh_registry *old = d->reg;
+    d->reg = fresh;
+    publish(d);
+    mh_registry_stop(old);
+    mh_registry_unref(old);
+    mh_log(MH_LOG_NOTICE, "reloaded %s: %d checks", d->config_path, cfg->n_checks);
+    sd_notify(0, "READY=1");
+}
+
+static void begin_shutdown(struct daemon_state *d, int sig)
+{
+    if (d->shutting_down)
+        return;
+    d->shutting_down = true;
+    mh_ms delay = mh_registry_config(d->reg)->server.shutdown_delay;
+    mh_log(MH_LOG_NOTICE, "%s: readiness now fails; exiting in %lld ms", strsignal(sig),
+           (long long)delay);
+    sd_notify(0, "STOPPING=1");
+    mh_registry_set_shutting_down(d->reg);
+    publish(d);
+    mh_deadline_in(&d->shutdown_at, delay);
+}
+
+static void notify_systemd(struct daemon_state *d)
+{
+    sd_notify(0, "WATCHDOG=1");
+    struct mh_snapshot *snap = malloc(sizeof *snap);
+    if (!snap)
+        return;
+    mh_registry_snapshot(d->reg, snap);
+    struct mh_readiness node, region;
+    mh_readiness_compute(snap, MH_AFFECTS_NODE, &node);
+    mh_readiness_compute(snap, MH_AFFECTS_REGION, &region);
+    int passing = 0, total = 0;
+    for (int i = 0; i < snap->n_checks; i++, total++) {
+        bool ok = snap->checks[i].have_result;
+        for (int m = 0; m < snap->checks[i].check->n_meas; m++)
+            ok = ok && snap->checks[i].m[m].effective != MH_FAIL;
+        passing += ok;
+    }
+    free(snap);
+    char status[200];
+    snprintf(status, sizeof status, "STATUS=node %s, region %s, %d/%d checks passing",
+             node.status == MH_FAIL ? "not ready" : "ready",
+             region.status == MH_FAIL ? "not ready" : "ready", passing, total);
+    if (strcmp(status, d->last_status) != 0) {
+        sd_notify(0, status);
+        strcpy(d->last_status, status);
+    }
+    if (!d->ready_sent && mh_registry_all_reported(d->reg)) {
+        sd_notify(0, "READY=1");
+        d->ready_sent = true;
+    }
+}
+
+static int main_loop(struct daemon_state *d, const sigset_t *signals)
+{
+    for (;;) {
+        struct timespec tick = {0, TICK_MS * 1000000L};
+        siginfo_t info;
+        int sig = sigtimedwait(signals, &info, &tick);
+        if (sig == SIGHUP)
+            reload(d);
+        else if (sig == SIGTERM || sig == SIGINT)
+            begin_shutdown(d, sig);
+        mh_registry_refresh(d->reg); /* staleness */
+        mh_http_refresh(d->http);
+        notify_systemd(d);
+        if (d->shutting_down && mh_deadline_left(&d->shutdown_at) <= 0)
+            return 0;
+    }
+}
+
+static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *signals)
+{
+    struct daemon_state d = {.config_path = path};
+    raise_fd_limit();
+    d.reg = mh_registry_new(cfg, log_transition, NULL);
+    if (!d.reg) {
+        mh_log(MH_LOG_ERR, "out of memory");
+        return 1;
+    }
+    char err[256];
+    d.http = mh_http_start(d.reg, NULL, 0, err, sizeof err);
+    if (!d.http) {
+        mh_log(MH_LOG_ERR, "%s", err);
+        return 1;
+    }
+    mh_registry_set_on_change(d.reg, on_results_changed, &d);
+    if (mh_workers_start(d.reg, MH_WORKER_FOREVER) < 0) {
+        mh_log(MH_LOG_ERR, "cannot start checks: %s", strerror(errno));
+        return 1;
+    }
+    mh_log(MH_LOG_NOTICE, "magento-healthd %s: node %s, region %s, %d checks, config %s",
+           MH_VERSION, cfg->server.node, cfg->server.region[0] ? cfg->server.region : "-",
+           cfg->n_checks, path);
+    int rc = main_loop(&d, signals);
+    mh_registry_stop(d.reg); /* first: after it, no worker calls into d.http */
+    mh_http_stop(d.http);
+    mh_registry_unref(d.reg);
+    mh_log(MH_LOG_NOTICE, "stopped");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
+        {"test-config", no_argument, NULL, 't'},  {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *path = DEFAULT_CONFIG;
+    enum mode mode = MODE_RUN;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'C':
+            mode = MODE_CHECK;
+            break;
+        case 't':
+            mode = MODE_TEST_CONFIG;
+            break;
+        case 'V':
+            printf("magento-healthd %s\n", MH_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 64; /* EX_USAGE */
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "magento-healthd: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 64;
+    }
+    /* Block the signals we handle before any thread exists, so every thread inherits the mask. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct mh_config *cfg = load_or_report(path);
+    if (!cfg)
+        return mode == MODE_CHECK ? 3 : 1; /* 3: UNKNOWN, in the plugin convention */
+    if (mode == MODE_TEST_CONFIG) {
+        printf("%s: configuration OK, %d checks\n", path, cfg->n_checks);
+        mh_config_free(cfg);
+        return 0;
+    }
+    if (mode == MODE_CHECK)
+        return run_check_mode(cfg);
+    return run_daemon(cfg, path, &signals);
+}

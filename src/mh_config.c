@@ -1,0 +1,563 @@
+/* mh_config.c - loads the INI file with inih and validates it. See mh_config.h.
+ *
+ * Two passes. First every line is collected, per section, with its line number (inih's handler
+ * has no line number, so our line reader counts them). Then [server] is applied and each
+ * [check.NAME] is created through its type. Collecting first lets us report unknown keys, keys
+ * given twice and duplicate sections with the line they are on. */
+#include "mh_check.h"
+#include "mh_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_SECTIONS   (MH_MAX_CHECKS + 8)
+#define MAX_KEYS       64
+#define CHECK_PREFIX   "check."
+#define SECTION_MAX    128
+
+struct mh_kv {
+    char *key;
+    char *value;
+    int line;
+    bool used;
+};
+
+struct mh_section {
+    char name[SECTION_MAX];
+    int line;
+    struct mh_kv kv[MAX_KEYS];
+    int n_kv;
+    struct loader *ld;
+};
+
+/* State of one load; lives on the stack of mh_config_load(). */
+struct loader {
+    const char *path;
+    struct mh_section *sections[MAX_SECTIONS];
+    int n_sections;
+    int line;  /* line the reader handed to inih last */
+    char *err; /* the first error wins */
+    size_t errlen;
+    bool failed;
+    struct mh_config *cfg;
+    FILE *fp;
+};
+
+static int record_error(struct loader *ld, int line, const char *section, const char *key,
+                        const char *fmt, va_list ap)
+{
+    if (ld->failed)
+        return -1;
+    ld->failed = true;
+    int n = snprintf(ld->err, ld->errlen, "%s:%d: ", ld->path, line);
+    /* "[section] key: what", "[section]: what" or just "what". */
+    if (section && key && n >= 0 && (size_t)n < ld->errlen)
+        n += snprintf(ld->err + n, ld->errlen - (size_t)n, "[%s] %s: ", section, key);
+    else if (section && n >= 0 && (size_t)n < ld->errlen)
+        n += snprintf(ld->err + n, ld->errlen - (size_t)n, "[%s]: ", section);
+    else if (key && n >= 0 && (size_t)n < ld->errlen)
+        n += snprintf(ld->err + n, ld->errlen - (size_t)n, "%s: ", key);
+    if (n >= 0 && (size_t)n < ld->errlen)
+        vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+    return -1;
+}
+
+static int loader_error(struct loader *ld, int line, const char *section, const char *key,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int loader_error(struct loader *ld, int line, const char *section, const char *key,
+                        const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    record_error(ld, line, section, key, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- pass 1: collecting lines ---- */
+
+static struct mh_section *find_section(struct loader *ld, const char *name)
+{
+    for (int i = 0; i < ld->n_sections; i++)
+        if (strcmp(ld->sections[i]->name, name) == 0)
+            return ld->sections[i];
+    return NULL;
+}
+
+static struct mh_section *add_section(struct loader *ld, const char *name, int line)
+{
+    struct mh_section *prev = find_section(ld, name);
+    if (prev) {
+        bool is_check = strncmp(name, CHECK_PREFIX, strlen(CHECK_PREFIX)) == 0;
+        loader_error(ld, line, name, NULL, "%s (first defined on line %d)",
+                     is_check ? "duplicate check name" : "section given twice", prev->line);
+        return NULL;
+    }
+    if (ld->n_sections == MAX_SECTIONS) {
+        loader_error(ld, line, name, NULL, "too many sections (at most %d)", MAX_SECTIONS);
+        return NULL;
+    }
+    struct mh_section *s = calloc(1, sizeof *s);
+    if (!s) {
+        loader_error(ld, line, name, NULL, "out of memory");
+        return NULL;
+    }
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->line = line;
+    s->ld = ld;
+    ld->sections[ld->n_sections++] = s;
+    return s;
+}
+
+/* Notices "[name]" lines ourselves: inih reports sections only with their first key, so an empty
+ * or repeated section would otherwise go unseen. */
+static void note_section_header(struct loader *ld, const char *line)
+{
+    while (isspace((unsigned char)*line))
+        line++;
+    if (*line != '[')
+        return;
+    const char *close = strchr(line, ']');
+    if (!close)
+        return; /* inih reports the syntax error */
+    size_t len = (size_t)(close - line - 1);
+    char name[SECTION_MAX];
+    if (len >= sizeof name) {
+        loader_error(ld, ld->line, NULL, NULL, "section name too long");
+        return;
+    }
+    memcpy(name, line + 1, len);
+    name[len] = '\0';
+    add_section(ld, name, ld->line);
+}
+
+static char *line_reader(char *buf, int size, void *stream)
+{
+    struct loader *ld = stream;
+    char *r = fgets(buf, size, ld->fp);
+    if (r) {
+        ld->line++;
+        if (!ld->failed)
+            note_section_header(ld, buf);
+    }
+    return r;
+}
+
+static int collect_kv(void *user, const char *section, const char *key, const char *value)
+{
+    struct loader *ld = user;
+    if (ld->failed)
+        return 1;
+    struct mh_section *s = find_section(ld, section);
+    if (!s) /* keys before any section header */
+        return loader_error(ld, ld->line, NULL, key, "key outside of a section"), 0;
+    for (int i = 0; i < s->n_kv; i++)
+        if (strcmp(s->kv[i].key, key) == 0)
+            return loader_error(ld, ld->line, section, key, "given twice (first on line %d)",
+                                s->kv[i].line),
+                   0;
+    if (s->n_kv == MAX_KEYS)
+        return loader_error(ld, ld->line, section, key, "too many keys in section"), 0;
+    struct mh_kv *kv = &s->kv[s->n_kv];
+    kv->key = strdup(key);
+    kv->value = strdup(value);
+    kv->line = ld->line;
+    if (!kv->key || !kv->value) {
+        free(kv->key);
+        free(kv->value);
+        return loader_error(ld, ld->line, section, key, "out of memory"), 0;
+    }
+    s->n_kv++;
+    return 1;
+}
+
+/* ---- the mh_section_* API for check types ---- */
+
+static struct mh_kv *section_find(struct mh_section *s, const char *key)
+{
+    for (int i = 0; i < s->n_kv; i++)
+        if (strcmp(s->kv[i].key, key) == 0)
+            return &s->kv[i];
+    return NULL;
+}
+
+const char *mh_section_get(struct mh_section *s, const char *key)
+{
+    struct mh_kv *kv = section_find(s, key);
+    if (!kv)
+        return NULL;
+    kv->used = true;
+    return kv->value;
+}
+
+int mh_section_error(struct mh_section *s, const char *key, const char *fmt, ...)
+{
+    struct mh_kv *kv = key ? section_find(s, key) : NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    record_error(s->ld, kv ? kv->line : s->line, s->name, key, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const struct mh_server_conf *mh_section_server(struct mh_section *s)
+{
+    return &s->ld->cfg->server;
+}
+
+/* Reports a parser's complaint about `key`, quoting the value (values here are never secrets:
+ * secrets are not accepted inline). */
+static int bad_value(struct mh_section *s, const char *key, const char *value, const char *why)
+{
+    return mh_section_error(s, key, "invalid value \"%.80s\": %s", value, why);
+}
+
+int mh_section_duration(struct mh_section *s, const char *key, mh_ms *out)
+{
+    const char *v = mh_section_get(s, key), *why;
+    if (v && mh_parse_duration(v, out, &why) < 0)
+        return bad_value(s, key, v, why);
+    return 0;
+}
+
+int mh_section_size(struct mh_section *s, const char *key, struct mh_size *out)
+{
+    const char *v = mh_section_get(s, key), *why;
+    if (v && mh_parse_size(v, out, &why) < 0)
+        return bad_value(s, key, v, why);
+    return 0;
+}
+
+int mh_section_bool(struct mh_section *s, const char *key, bool *out)
+{
+    const char *v = mh_section_get(s, key), *why;
+    if (v && mh_parse_bool(v, out, &why) < 0)
+        return bad_value(s, key, v, why);
+    return 0;
+}
+
+int mh_section_uint(struct mh_section *s, const char *key, unsigned long min, unsigned long max,
+                    unsigned long *out)
+{
+    const char *v = mh_section_get(s, key), *why;
+    if (v && mh_parse_uint(v, min, max, out, &why) < 0)
+        return mh_section_error(s, key, "invalid value \"%.80s\": %s (%lu..%lu)", v, why, min,
+                                max);
+    return 0;
+}
+
+int mh_section_affects(struct mh_section *s, const char *key, unsigned *out)
+{
+    const char *v = mh_section_get(s, key), *why;
+    if (v && mh_parse_affects(v, out, &why) < 0)
+        return bad_value(s, key, v, why);
+    return 0;
+}
+
+int mh_section_string(struct mh_section *s, const char *key, char *out, size_t outlen)
+{
+    const char *v = mh_section_get(s, key);
+    if (!v)
+        return 0;
+    if (strlen(v) >= outlen)
+        return mh_section_error(s, key, "value too long (at most %zu characters)", outlen - 1);
+    strcpy(out, v);
+    return 0;
+}
+
+int mh_section_secret(struct mh_section *s, const char *name, char **out)
+{
+    char file_key[64], env_key[64];
+    snprintf(file_key, sizeof file_key, "%s_file", name);
+    snprintf(env_key, sizeof env_key, "%s_env", name);
+    *out = NULL;
+    if (section_find(s, name)) {
+        mh_section_get(s, name);
+        /* The value is deliberately not echoed: it is a secret. */
+        return mh_section_error(s, name,
+                                "secrets are not accepted inline; use %s = /path or %s = VARIABLE",
+                                file_key, env_key);
+    }
+    const char *file = mh_section_get(s, file_key);
+    const char *env = mh_section_get(s, env_key);
+    if (file && env)
+        return mh_section_error(s, env_key, "set either %s or %s, not both", file_key, env_key);
+    if (file) {
+        const char *why;
+        *out = mh_secret_read_file(file, &why);
+        if (!*out)
+            return mh_section_error(s, file_key, "cannot read \"%.200s\": %s", file, why);
+        return 0;
+    }
+    if (env) {
+        const char *v = getenv(env);
+        if (!v || !*v)
+            return mh_section_error(s, env_key, "environment variable %.64s is not set", env);
+        *out = strdup(v);
+        if (!*out)
+            return mh_section_error(s, env_key, "out of memory");
+    }
+    return 0;
+}
+
+/* ---- pass 2: [server] ---- */
+
+static int server_listen(struct mh_section *s, struct mh_server_conf *sv)
+{
+    const char *v = mh_section_get(s, "listen");
+    if (!v)
+        return 0;
+    char buf[1024];
+    char *items[MH_MAX_LISTEN];
+    if (strlen(v) >= sizeof buf)
+        return mh_section_error(s, "listen", "value too long");
+    strcpy(buf, v);
+    int n = mh_split_list(buf, items, MH_MAX_LISTEN);
+    if (n <= 0)
+        return mh_section_error(s, "listen", "expected one to %d addresses", MH_MAX_LISTEN);
+    for (int i = 0; i < n; i++) {
+        const char *why;
+        if (mh_parse_listen(items[i], &sv->listen[i], &sv->listen_len[i], &why) < 0)
+            return bad_value(s, "listen", items[i], why);
+    }
+    sv->n_listen = n;
+    return 0;
+}
+
+static int server_details_from(struct mh_section *s, struct mh_server_conf *sv)
+{
+    const char *v = mh_section_get(s, "details_from");
+    if (!v)
+        return 0;
+    char buf[2048];
+    char *items[MH_MAX_DETAILS_FROM];
+    if (strlen(v) >= sizeof buf)
+        return mh_section_error(s, "details_from", "value too long");
+    strcpy(buf, v);
+    int n = mh_split_list(buf, items, MH_MAX_DETAILS_FROM);
+    if (n < 0)
+        return mh_section_error(s, "details_from", "at most %d networks", MH_MAX_DETAILS_FROM);
+    for (int i = 0; i < n; i++) {
+        const char *why;
+        if (mh_parse_cidr(items[i], &sv->details_from[i], &why) < 0)
+            return bad_value(s, "details_from", items[i], why);
+    }
+    sv->n_details_from = n; /* "details_from =" (empty) means nobody by address */
+    return 0;
+}
+
+static void server_defaults(struct mh_server_conf *sv)
+{
+    const char *why;
+    mh_parse_listen("0.0.0.0:8642", &sv->listen[0], &sv->listen_len[0], &why);
+    sv->n_listen = 1;
+    if (gethostname(sv->node, sizeof sv->node) < 0 || !sv->node[0])
+        strcpy(sv->node, "localhost");
+    sv->node[sizeof sv->node - 1] = '\0';
+    mh_parse_cidr("127.0.0.0/8", &sv->details_from[0], &why);
+    mh_parse_cidr("::1", &sv->details_from[1], &why);
+    sv->n_details_from = 2;
+    sv->shutdown_delay = 5000;
+    sv->connection_limit = 1024;
+    sv->per_ip_connection_limit = 64;
+    sv->connection_timeout = 5000;
+}
+
+static int apply_server(struct mh_section *s, struct mh_server_conf *sv)
+{
+    unsigned long limit = sv->connection_limit, per_ip = sv->per_ip_connection_limit;
+    if (server_listen(s, sv) < 0 || server_details_from(s, sv) < 0 ||
+        mh_section_string(s, "node", sv->node, sizeof sv->node) < 0 ||
+        mh_section_string(s, "region", sv->region, sizeof sv->region) < 0 ||
+        mh_section_duration(s, "shutdown_delay", &sv->shutdown_delay) < 0 ||
+        mh_section_string(s, "magento_root", sv->magento_root, sizeof sv->magento_root) < 0 ||
+        mh_section_uint(s, "connection_limit", 16, 60000, &limit) < 0 ||
+        mh_section_uint(s, "per_ip_connection_limit", 1, 60000, &per_ip) < 0 ||
+        mh_section_duration(s, "connection_timeout", &sv->connection_timeout) < 0 ||
+        mh_section_secret(s, "details_token", &sv->details_token) < 0)
+        return -1;
+    sv->connection_limit = (unsigned)limit;
+    sv->per_ip_connection_limit = (unsigned)per_ip;
+    if (!sv->node[0])
+        return mh_section_error(s, "node", "must not be empty");
+    if (sv->connection_timeout < 1000)
+        return mh_section_error(s, "connection_timeout", "must be at least 1s");
+    if (sv->magento_root[0] && sv->magento_root[0] != '/')
+        return mh_section_error(s, "magento_root", "must be an absolute path");
+    return 0;
+}
+
+/* ---- pass 2: [check.NAME] ---- */
+
+static bool valid_check_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= MH_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
+            return false;
+    return true;
+}
+
+static int check_common(struct mh_section *s, struct mh_check *c)
+{
+    unsigned long rise = 1, fall = 1;
+    c->interval = 2000;
+    c->timeout = 1000;
+    c->max_age = -1;
+    if (mh_section_duration(s, "interval", &c->interval) < 0 ||
+        mh_section_duration(s, "timeout", &c->timeout) < 0 ||
+        mh_section_duration(s, "max_age", &c->max_age) < 0 ||
+        mh_section_uint(s, "rise", 1, 100, &rise) < 0 ||
+        mh_section_uint(s, "fall", 1, 100, &fall) < 0 ||
+        mh_section_affects(s, "affects", &c->affects) < 0)
+        return -1;
+    c->rise = (unsigned)rise;
+    c->fall = (unsigned)fall;
+    c->affects_set = mh_section_get(s, "affects") != NULL;
+    if (!c->affects_set)
+        c->affects = c->type->default_affects;
+    if (c->interval < 10)
+        return mh_section_error(s, "interval", "must be at least 10ms");
+    if (c->timeout < 10)
+        return mh_section_error(s, "timeout", "must be at least 10ms");
+    if (c->max_age < 0)
+        c->max_age = 3 * c->interval > c->timeout ? 3 * c->interval : 3 * c->timeout;
+    if (c->max_age <= c->timeout)
+        return mh_section_error(s, "max_age", "must be longer than timeout");
+    return 0;
+}
+
+static int report_unused(struct mh_section *s)
+{
+    for (int i = 0; i < s->n_kv; i++)
+        if (!s->kv[i].used)
+            return mh_section_error(s, s->kv[i].key, "unknown key");
+    return 0;
+}
+
+static int create_check(struct loader *ld, struct mh_section *s)
+{
+    const char *name = s->name + strlen(CHECK_PREFIX);
+    if (!valid_check_name(name))
+        return mh_section_error(s, NULL, "check names use letters, digits, '_' and '-' (at most "
+                                         "%d)", MH_NAME_MAX - 1);
+    const char *type = mh_section_get(s, "type");
+    if (!type)
+        return mh_section_error(s, NULL, "missing key \"type\" (one of: %s)",
+                                mh_check_type_names());
+    struct mh_check *c = calloc(1, sizeof *c);
+    if (!c)
+        return mh_section_error(s, NULL, "out of memory");
+    ld->cfg->checks[ld->cfg->n_checks++] = c; /* owned by cfg from here, also on error */
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->server = &ld->cfg->server;
+    c->type = mh_check_type_find(type);
+    if (!c->type)
+        return mh_section_error(s, "type", "unknown check type \"%.40s\" (one of: %s)", type,
+                                mh_check_type_names());
+    if (check_common(s, c) < 0 || c->type->create(c, s) < 0)
+        return -1;
+    if (c->n_meas == 0)
+        return mh_section_error(s, NULL, "check declares no measurement (internal error)");
+    return report_unused(s);
+}
+
+static int apply_sections(struct loader *ld)
+{
+    struct mh_section *server = find_section(ld, "server");
+    if (server && (apply_server(server, &ld->cfg->server) < 0 || report_unused(server) < 0))
+        return -1;
+    for (int i = 0; i < ld->n_sections; i++) {
+        struct mh_section *s = ld->sections[i];
+        if (s == server)
+            continue;
+        if (strncmp(s->name, CHECK_PREFIX, strlen(CHECK_PREFIX)) != 0)
+            return loader_error(ld, s->line, s->name, NULL,
+                                "unknown section (expected [server] or [check.NAME])");
+        if (ld->cfg->n_checks == MH_MAX_CHECKS)
+            return loader_error(ld, s->line, s->name, NULL, "too many checks (at most %d)",
+                                MH_MAX_CHECKS);
+        if (create_check(ld, s) < 0)
+            return -1;
+    }
+    if (ld->cfg->n_checks == 0)
+        return loader_error(ld, ld->line, NULL, NULL,
+                            "no [check.NAME] section: configure at least one check");
+    return 0;
+}
+
+static void free_sections(struct loader *ld)
+{
+    for (int i = 0; i < ld->n_sections; i++) {
+        struct mh_section *s = ld->sections[i];
+        for (int k = 0; k < s->n_kv; k++) {
+            /* Values may hold anything the operator typed: wipe them like secrets. */
+            explicit_bzero(s->kv[k].value, strlen(s->kv[k].value));
+            free(s->kv[k].key);
+            free(s->kv[k].value);
+        }
+        free(s);
+    }
+}
+
+static int read_file(struct loader *ld)
+{
+    ld->fp = fopen(ld->path, "re");
+    if (!ld->fp) {
+        snprintf(ld->err, ld->errlen, "%s: cannot open config file: %s", ld->path,
+                 strerror(errno));
+        return -1;
+    }
+    int rc = ini_parse_stream(line_reader, ld, collect_kv, ld);
+    fclose(ld->fp);
+    if (ld->failed)
+        return -1;
+    if (rc > 0)
+        return loader_error(ld, rc, NULL, NULL, "syntax error (expected [section] or key = value)");
+    if (rc < 0)
+        return loader_error(ld, 0, NULL, NULL, "cannot read config file");
+    return 0;
+}
+
+struct mh_config *mh_config_load(const char *path, char *err, size_t errlen)
+{
+    struct loader ld = {.path = path, .err = err, .errlen = errlen};
+    ld.cfg = calloc(1, sizeof *ld.cfg);
+    if (!ld.cfg) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    snprintf(ld.cfg->path, sizeof ld.cfg->path, "%s", path);
+    server_defaults(&ld.cfg->server);
+    int rc = read_file(&ld);
+    if (rc == 0)
+        rc = apply_sections(&ld);
+    free_sections(&ld);
+    if (rc < 0) {
+        mh_config_free(ld.cfg);
+        return NULL;
+    }
+    return ld.cfg;
+}
+
+void mh_config_free(struct mh_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (int i = 0; i < cfg->n_checks; i++) {
+        struct mh_check *c = cfg->checks[i];
+        if (c->type && c->type->destroy)
+            c->type->destroy(c);
+        free(c);
+    }
+    mh_secret_free(cfg->server.details_token);
+    free(cfg);
+}

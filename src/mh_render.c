@@ -1,0 +1,162 @@
+/* mh_render.c - health+json rendering with jansson. See mh_render.h.
+ *
+ * jansson keeps object keys in insertion order, which is what puts "status" first. */
+#include "mh_render.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+unsigned mh_render_http_code(enum mh_status status)
+{
+    return status == MH_FAIL ? 503 : 200;
+}
+
+static json_t *iso_time(const struct timespec *ts)
+{
+    struct tm tm;
+    char buf[40];
+    gmtime_r(&ts->tv_sec, &tm);
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts->tv_nsec / 1000000);
+    return json_string(buf);
+}
+
+/* Numbers are rounded to what is meaningful, so bodies stay short and readable. */
+static json_t *rounded(double v, double scale)
+{
+    return json_real(round(v * scale) / scale);
+}
+
+static json_t *affects_array(unsigned affects)
+{
+    json_t *a = json_array();
+    if (affects & MH_AFFECTS_NODE)
+        json_array_append_new(a, json_string("node"));
+    if (affects & MH_AFFECTS_REGION)
+        json_array_append_new(a, json_string("region"));
+    return a;
+}
+
+static json_t *details_object(const struct mh_check_view *v)
+{
+    json_t *d = json_object();
+    if (v->role != MH_ROLE_UNKNOWN)
+        json_object_set_new(d, "role", json_string(mh_role_name(v->role)));
+    for (int i = 0; i < v->n_facts; i++)
+        json_object_set_new(d, v->facts[i].key, json_string(v->facts[i].value));
+    return d;
+}
+
+static json_t *measurement_entry(const struct mh_check_view *v, int m, bool detailed)
+{
+    const struct mh_meas_state *st = &v->m[m];
+    json_t *e = json_object();
+    const char *status = st->have_result ? mh_status_name(st->effective) : "fail";
+    if (!detailed) {
+        json_object_set_new(e, "status", json_string(status));
+        return e;
+    }
+    json_object_set_new(e, "componentId", json_string(v->check->name));
+    json_object_set_new(e, "componentType", json_string(v->check->type->component_type));
+    json_object_set_new(e, "status", json_string(status));
+    if (st->have_result && st->last.has_value) {
+        json_object_set_new(e, "observedValue", rounded(st->last.value, 1000));
+        json_object_set_new(e, "observedUnit", json_string(st->last.unit ? st->last.unit : ""));
+    }
+    const char *output = !st->have_result ? "starting: no result yet"
+                         : st->stale      ? "stale"
+                                          : st->last.output;
+    char buf[MH_OUTPUT_MAX + 64];
+    if (st->stale)
+        snprintf(buf, sizeof buf, "stale: last result %.1f s ago (max_age %.1f s); last: %s",
+                 v->age_ms / 1000.0, (double)v->check->max_age / 1000.0, st->last.output);
+    if (output[0] || st->stale)
+        json_object_set_new(e, "output", json_string(st->stale ? buf : output));
+    if (v->have_result) {
+        json_object_set_new(e, "time", iso_time(&v->last_real));
+        json_object_set_new(e, "duration", rounded(v->duration_ms / 1000.0, 1e6));
+        json_object_set_new(e, "age", rounded(v->age_ms / 1000.0, 1000));
+    }
+    json_object_set_new(e, "affects", affects_array(v->check->meas[m].affects));
+    if (v->role != MH_ROLE_UNKNOWN || v->n_facts > 0)
+        json_object_set_new(e, "details", details_object(v));
+    return e;
+}
+
+/* Public views list what affects them; detailed views and the report list everything. */
+static json_t *checks_object(const struct mh_snapshot *snap, unsigned which, bool detailed)
+{
+    json_t *checks = json_object();
+    for (int i = 0; i < snap->n_checks; i++) {
+        const struct mh_check_view *v = &snap->checks[i];
+        for (int m = 0; m < v->check->n_meas; m++) {
+            if (!detailed && !(v->check->meas[m].affects & which))
+                continue;
+            char key[2 * MH_NAME_MAX + 2];
+            snprintf(key, sizeof key, "%s:%s", v->check->name, v->check->meas[m].name);
+            json_t *arr = json_array();
+            json_array_append_new(arr, measurement_entry(v, m, detailed));
+            json_object_set_new(checks, key, arr);
+        }
+    }
+    return checks;
+}
+
+static enum mh_status worst_measurement(const struct mh_snapshot *snap)
+{
+    enum mh_status worst = MH_PASS;
+    for (int i = 0; i < snap->n_checks; i++)
+        for (int m = 0; m < snap->checks[i].check->n_meas; m++) {
+            const struct mh_meas_state *st = &snap->checks[i].m[m];
+            enum mh_status s = st->have_result ? st->effective : MH_FAIL;
+            if (s > worst)
+                worst = s;
+        }
+    return worst;
+}
+
+static json_t *readiness_object(const struct mh_snapshot *snap, unsigned which)
+{
+    struct mh_readiness r;
+    mh_readiness_compute(snap, which, &r);
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string(mh_status_name(r.status)));
+    if (r.reason[0])
+        json_object_set_new(o, "output", json_string(r.reason));
+    return o;
+}
+
+char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed,
+                enum mh_status *status)
+{
+    struct mh_readiness r = {.status = MH_PASS};
+    unsigned which = view == MH_VIEW_REGION ? MH_AFFECTS_REGION : MH_AFFECTS_NODE;
+    if (view == MH_VIEW_NODE || view == MH_VIEW_REGION)
+        mh_readiness_compute(snap, which, &r);
+    else if (view == MH_VIEW_REPORT)
+        r.status = worst_measurement(snap);
+    *status = r.status;
+
+    json_t *root = json_object();
+    json_object_set_new(root, "status", json_string(mh_status_name(r.status)));
+    json_object_set_new(root, "node", json_string(snap->server->node));
+    json_object_set_new(root, "region", json_string(snap->server->region));
+    if (detailed) {
+        json_object_set_new(root, "serviceId", json_string("magento-healthd"));
+        json_object_set_new(root, "version", json_string(MH_VERSION));
+        if (r.reason[0])
+            json_object_set_new(root, "output", json_string(r.reason));
+    }
+    if (view == MH_VIEW_REPORT) {
+        json_object_set_new(root, "node_readiness", readiness_object(snap, MH_AFFECTS_NODE));
+        json_object_set_new(root, "region_readiness", readiness_object(snap, MH_AFFECTS_REGION));
+    }
+    if (view != MH_VIEW_LIVE)
+        json_object_set_new(root, "checks", checks_object(snap, which, detailed));
+    char *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+    json_decref(root);
+    return out;
+}

@@ -1,0 +1,25 @@
+import os
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Healthd  # noqa: E402
+
+
+@pytest.fixture
+def healthd(tmp_path):
+    """Factory: healthd(config_text, **kw) starts magento-healthd; all are stopped afterwards."""
+    started = []
+
+    def make(config_body, start=True, **kw):
+        h = Healthd(str(tmp_path), config_body, **kw)
+        started.append(h)
+        if start:
+            h.start()
+        return h
+
+    yield make
+    for h in started:
+        h.stop()

@@ -1,0 +1,174 @@
+"""Test harness: free ports, polling with deadlines, and a real magento-healthd process.
+
+Every test that waits does so with wait_until() and a deadline, never a bare sleep.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+
+BINARY = os.environ.get("MH_BINARY", os.path.join(os.path.dirname(__file__), "..", "build", "magento-healthd"))
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on right now (bound and released)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=10.0, what="condition", interval=0.02):
+    """Polls predicate() until it returns a truthy value; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+class Response:
+    def __init__(self, status, headers, body, elapsed):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.elapsed = elapsed
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+def http_get(host, port, path, method="GET", headers=None, timeout=5.0, source=None, body=None):
+    """One request on a fresh connection (as the ALB does). `source` binds the client address,
+    e.g. "127.0.0.2" to look like a client outside details_from."""
+    start = time.monotonic()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
+    try:
+        conn.request(method, path, headers=headers or {}, body=body)
+        r = conn.getresponse()
+        body = r.read().decode("utf-8", "replace")
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, body,
+                        time.monotonic() - start)
+    finally:
+        conn.close()
+
+
+class Healthd:
+    """A magento-healthd process with its own config file, port and log."""
+
+    def __init__(self, workdir, config_body, env=None, listen_host="127.0.0.1", server_extra="",
+                 args=None):
+        self.workdir = workdir
+        self.host = listen_host
+        self.port = free_port(listen_host)
+        self.config_path = os.path.join(workdir, "healthd.conf")
+        self.log_path = os.path.join(workdir, "healthd.log")
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.args = args or []
+        self.proc = None
+        self.write_config(config_body, server_extra)
+
+    def listen_spec(self):
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{h}:{self.port}"
+
+    def write_config(self, config_body, server_extra=""):
+        """Writes [server] (listen, node, region, shutdown_delay defaults, each overridable by a
+        line in server_extra) followed by config_body."""
+        extra = textwrap.dedent(server_extra)
+        given = {line.split("=")[0].strip() for line in extra.splitlines() if "=" in line}
+        defaults = {"listen": self.listen_spec(), "node": "test-node", "region": "test-region",
+                    "shutdown_delay": "0s"}
+        text = "[server]\n" + "".join(f"{k} = {v}\n" for k, v in defaults.items() if k not in given)
+        text += extra + "\n" + textwrap.dedent(config_body)
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def start(self, wait_ready=False, timeout=10.0):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([BINARY, "-c", self.config_path] + self.args,
+                                     stdout=self.logf, stderr=subprocess.STDOUT, env=self.env)
+        wait_until(lambda: self.poll_alive() and self.get("/healthcheck/live").status == 200,
+                   timeout, "magento-healthd to serve /healthcheck/live")
+        if wait_ready:
+            self.wait_status("/healthcheck", 200, timeout)
+        return self
+
+    def poll_alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"magento-healthd exited with {self.proc.returncode}: {self.log()}")
+        return True
+
+    def get(self, path, **kw):
+        return http_get(self.host, self.port, path, **kw)
+
+    def wait_status(self, path, status, timeout=10.0, body_contains=None, headers=None):
+        def ok():
+            r = self.get(path, headers=headers)
+            if r.status == status and (body_contains is None or body_contains in r.body):
+                return r
+            return None
+        return wait_until(ok, timeout, f"{path} -> {status} {body_contains or ''}")
+
+    def check(self, path, name, timeout=10.0, status=None, output_contains=None):
+        """Waits until detailed `path` shows check entry `name` with the given status/output."""
+        def ok():
+            body = self.get(path).json()
+            entry = body.get("checks", {}).get(name)
+            if not entry:
+                return None
+            e = entry[0]
+            if "time" not in e:  # no result yet ("starting")
+                return None
+            if status is not None and e.get("status") != status:
+                return None
+            if output_contains is not None and output_contains not in e.get("output", ""):
+                return None
+            return e
+        return wait_until(ok, timeout, f"check {name} status={status} output~{output_contains!r}")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def log(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.logf.close()
+
+
+def run_check_mode(config_path, env=None, timeout=30):
+    """Runs `magento-healthd --check -c FILE`; returns CompletedProcess."""
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([BINARY, "--check", "-c", config_path], capture_output=True, text=True,
+                          timeout=timeout, env=e)
