@@ -11,11 +11,11 @@
 #include "mh_parse.h"
 #include "mh_types.h"
 
-#define MH_DEFAULT_PORT      8642
-#define MH_MAX_LISTEN        8
-#define MH_MAX_DETAILS_FROM  32
-#define MH_MAX_CHECKS        64
-#define MH_CONFIG_ERROR_MAX  512
+#define MH_DEFAULT_PORT     8642
+#define MH_MAX_LISTEN       8
+#define MH_MAX_DETAILS_FROM 32
+#define MH_MAX_CHECKS       64
+#define MH_CONFIG_ERROR_MAX 512
 
 struct mh_check;
 
@@ -28,6 +28,9 @@ struct mh_server_conf {
     char region[128]; /* free text; default empty */
     struct mh_cidr details_from[MH_MAX_DETAILS_FROM];
     int n_details_from;
+    /* Peers whose X-Forwarded-For names the real client (the local nginx). */
+    struct mh_cidr trusted_proxies[MH_MAX_DETAILS_FROM];
+    int n_trusted_proxies;
     char *details_token; /* secret, or NULL. Wiped on free. */
     mh_ms shutdown_delay;
     char magento_root[4096]; /* empty when unset */

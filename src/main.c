@@ -244,7 +244,15 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
         return 1;
     }
     char err[256];
-    d.http = mh_http_start(d.reg, NULL, 0, err, sizeof err);
+    /* Socket activation: systemd opened the port before we started; [server] listen is then
+     * ignored. */
+    int n_fds = sd_listen_fds(1);
+    int fds[MH_MAX_LISTEN];
+    for (int i = 0; i < n_fds && i < MH_MAX_LISTEN; i++)
+        fds[i] = SD_LISTEN_FDS_START + i;
+    if (n_fds > 0)
+        mh_log(MH_LOG_NOTICE, "using %d listening socket(s) from systemd", n_fds);
+    d.http = mh_http_start(d.reg, fds, n_fds > 0 ? n_fds : 0, err, sizeof err);
     if (!d.http) {
         mh_log(MH_LOG_ERR, "%s", err);
         return 1;

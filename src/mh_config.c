@@ -16,10 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_SECTIONS   (MH_MAX_CHECKS + 8)
-#define MAX_KEYS       64
-#define CHECK_PREFIX   "check."
-#define SECTION_MAX    128
+#define MAX_SECTIONS (MH_MAX_CHECKS + 8)
+#define MAX_KEYS     64
+#define CHECK_PREFIX "check."
+#define SECTION_MAX  128
 
 struct mh_kv {
     char *key;
@@ -247,8 +247,7 @@ int mh_section_uint(struct mh_section *s, const char *key, unsigned long min, un
 {
     const char *v = mh_section_get(s, key), *why;
     if (v && mh_parse_uint(v, min, max, out, &why) < 0)
-        return mh_section_error(s, key, "invalid value \"%.80s\": %s (%lu..%lu)", v, why, min,
-                                max);
+        return mh_section_error(s, key, "invalid value \"%.80s\": %s (%lu..%lu)", v, why, min, max);
     return 0;
 }
 
@@ -330,25 +329,26 @@ static int server_listen(struct mh_section *s, struct mh_server_conf *sv)
     return 0;
 }
 
-static int server_details_from(struct mh_section *s, struct mh_server_conf *sv)
+/* A list of networks. An empty value means none. */
+static int server_cidrs(struct mh_section *s, const char *key, struct mh_cidr *out, int *n_out)
 {
-    const char *v = mh_section_get(s, "details_from");
+    const char *v = mh_section_get(s, key);
     if (!v)
         return 0;
     char buf[2048];
     char *items[MH_MAX_DETAILS_FROM];
     if (strlen(v) >= sizeof buf)
-        return mh_section_error(s, "details_from", "value too long");
+        return mh_section_error(s, key, "value too long");
     strcpy(buf, v);
     int n = mh_split_list(buf, items, MH_MAX_DETAILS_FROM);
     if (n < 0)
-        return mh_section_error(s, "details_from", "at most %d networks", MH_MAX_DETAILS_FROM);
+        return mh_section_error(s, key, "at most %d networks", MH_MAX_DETAILS_FROM);
     for (int i = 0; i < n; i++) {
         const char *why;
-        if (mh_parse_cidr(items[i], &sv->details_from[i], &why) < 0)
-            return bad_value(s, "details_from", items[i], why);
+        if (mh_parse_cidr(items[i], &out[i], &why) < 0)
+            return bad_value(s, key, items[i], why);
     }
-    sv->n_details_from = n; /* "details_from =" (empty) means nobody by address */
+    *n_out = n;
     return 0;
 }
 
@@ -363,6 +363,8 @@ static void server_defaults(struct mh_server_conf *sv)
     mh_parse_cidr("127.0.0.0/8", &sv->details_from[0], &why);
     mh_parse_cidr("::1", &sv->details_from[1], &why);
     sv->n_details_from = 2;
+    memcpy(sv->trusted_proxies, sv->details_from, 2 * sizeof sv->details_from[0]);
+    sv->n_trusted_proxies = 2;
     sv->shutdown_delay = 5000;
     sv->connection_limit = 1024;
     sv->per_ip_connection_limit = 64;
@@ -372,7 +374,9 @@ static void server_defaults(struct mh_server_conf *sv)
 static int apply_server(struct mh_section *s, struct mh_server_conf *sv)
 {
     unsigned long limit = sv->connection_limit, per_ip = sv->per_ip_connection_limit;
-    if (server_listen(s, sv) < 0 || server_details_from(s, sv) < 0 ||
+    if (server_listen(s, sv) < 0 ||
+        server_cidrs(s, "details_from", sv->details_from, &sv->n_details_from) < 0 ||
+        server_cidrs(s, "trusted_proxies", sv->trusted_proxies, &sv->n_trusted_proxies) < 0 ||
         mh_section_string(s, "node", sv->node, sizeof sv->node) < 0 ||
         mh_section_string(s, "region", sv->region, sizeof sv->region) < 0 ||
         mh_section_duration(s, "shutdown_delay", &sv->shutdown_delay) < 0 ||
@@ -447,8 +451,10 @@ static int create_check(struct loader *ld, struct mh_section *s)
 {
     const char *name = s->name + strlen(CHECK_PREFIX);
     if (!valid_check_name(name))
-        return mh_section_error(s, NULL, "check names use letters, digits, '_' and '-' (at most "
-                                         "%d)", MH_NAME_MAX - 1);
+        return mh_section_error(s, NULL,
+                                "check names use letters, digits, '_' and '-' (at most "
+                                "%d)",
+                                MH_NAME_MAX - 1);
     const char *type = mh_section_get(s, "type");
     if (!type)
         return mh_section_error(s, NULL, "missing key \"type\" (one of: %s)",
@@ -512,8 +518,7 @@ static int read_file(struct loader *ld)
 {
     ld->fp = fopen(ld->path, "re");
     if (!ld->fp) {
-        snprintf(ld->err, ld->errlen, "%s: cannot open config file: %s", ld->path,
-                 strerror(errno));
+        snprintf(ld->err, ld->errlen, "%s: cannot open config file: %s", ld->path, strerror(errno));
         return -1;
     }
     int rc = ini_parse_stream(line_reader, ld, collect_kv, ld);

@@ -7,7 +7,12 @@
  * response queued on the first call with "Connection: close", which would defeat keep-alive
  * (measured here: ~20k vs ~130k requests/s). */
 #include "mh_http.h"
+#include "mh_metrics.h"
 #include "mh_render.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <time.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +43,10 @@ struct mh_http {
     struct MHD_Daemon *daemons[MH_MAX_LISTEN];
     int n_daemons;
     /* Immutable after start. */
-    struct MHD_Response *not_found, *not_allowed, *bad_request;
+    struct MHD_Response *not_found, *not_allowed, *bad_request, *forbidden;
+    double start_time;
+    /* Atomics: updated by every MHD thread without a lock. */
+    struct mh_http_counters counters;
     /* `lock` guards `reg` and `views`. A handler holds it while it picks a response and queues
      * it (MHD takes its own reference); mh_http_publish holds it while it swaps. Nothing slow
      * happens under it. */
@@ -72,8 +80,8 @@ static struct MHD_Response *static_response(const char *text, const char *allow)
     return r;
 }
 
-/* Wraps a malloc'd JSON body in a response that frees it. */
-static struct MHD_Response *json_response(char *body)
+/* Wraps a malloc'd body in a response that frees it. */
+static struct MHD_Response *body_response(char *body, const char *content_type)
 {
     if (!body)
         return NULL;
@@ -83,18 +91,37 @@ static struct MHD_Response *json_response(char *body)
         free(body);
         return NULL;
     }
-    add_common_headers(r, CONTENT_TYPE_HEALTH);
+    add_common_headers(r, content_type);
     return r;
 }
 
-static int route(const char *url)
+static struct MHD_Response *json_response(char *body)
 {
-    if (strcmp(url, "/healthcheck") == 0 || strcmp(url, "/healthcheck/node") == 0)
-        return MH_VIEW_NODE;
-    if (strcmp(url, "/healthcheck/live") == 0)
-        return MH_VIEW_LIVE;
-    if (strcmp(url, "/healthcheck/region") == 0)
-        return MH_VIEW_REGION;
+    return body_response(body, CONTENT_TYPE_HEALTH);
+}
+
+#define ROUTE_METRICS 100
+
+/* Maps a path to a view (or ROUTE_METRICS), and to its metrics label. -1: unknown. */
+static int route(const char *url, enum mh_http_path *label)
+{
+    static const struct {
+        const char *path;
+        int view;
+        enum mh_http_path label;
+    } routes[] = {
+        {"/healthcheck", MH_VIEW_NODE, MH_PATH_NODE},
+        {"/healthcheck/node", MH_VIEW_NODE, MH_PATH_NODE},
+        {"/healthcheck/live", MH_VIEW_LIVE, MH_PATH_LIVE},
+        {"/healthcheck/region", MH_VIEW_REGION, MH_PATH_REGION},
+        {"/metrics", ROUTE_METRICS, MH_PATH_METRICS},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (strcmp(url, routes[i].path) == 0) {
+            *label = routes[i].label;
+            return routes[i].view;
+        }
+    *label = MH_PATH_OTHER;
     return -1;
 }
 
@@ -110,13 +137,64 @@ static bool token_matches(const char *given, const char *token)
     return diff == 0;
 }
 
-static bool may_see_details(struct MHD_Connection *conn, const struct mh_server_conf *sv)
+static bool in_networks(const struct mh_cidr *nets, int n, const struct sockaddr *sa)
+{
+    for (int i = 0; i < n; i++)
+        if (mh_cidr_contains(&nets[i], sa))
+            return true;
+    return false;
+}
+
+/* Parses the last address of an X-Forwarded-For value, the one our own proxy appended. */
+static bool last_forwarded_for(const char *xff, struct sockaddr_storage *out)
+{
+    const char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (isspace((unsigned char)*last))
+        last++;
+    char addr[INET6_ADDRSTRLEN];
+    size_t n = strcspn(last, " \t");
+    if (n == 0 || n >= sizeof addr)
+        return false;
+    memcpy(addr, last, n);
+    addr[n] = '\0';
+    memset(out, 0, sizeof *out);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
+/* Who is asking: the peer, unless the peer is a trusted proxy (the local nginx) that names the
+ * real client in X-Forwarded-For. A proxied request whose header cannot be parsed is nobody:
+ * it must not inherit the proxy's loopback trust. */
+static const struct sockaddr *client_address(struct MHD_Connection *conn,
+                                             const struct mh_server_conf *sv,
+                                             struct sockaddr_storage *storage)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    for (int i = 0; ci && i < sv->n_details_from; i++)
-        if (mh_cidr_contains(&sv->details_from[i], ci->client_addr))
-            return true;
+    if (!ci)
+        return NULL;
+    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    if (!xff || !in_networks(sv->trusted_proxies, sv->n_trusted_proxies, ci->client_addr))
+        return ci->client_addr;
+    return last_forwarded_for(xff, storage) ? (const struct sockaddr *)storage : NULL;
+}
+
+static bool may_see_details(struct MHD_Connection *conn, const struct mh_server_conf *sv)
+{
+    struct sockaddr_storage storage;
+    const struct sockaddr *client = client_address(conn, sv, &storage);
+    if (client && in_networks(sv->details_from, sv->n_details_from, client))
+        return true;
     if (sv->details_token) {
         const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
         if (auth && strncmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, sv->details_token))
@@ -125,35 +203,54 @@ static bool may_see_details(struct MHD_Connection *conn, const struct mh_server_
     return false;
 }
 
-static MHD_RESULT queue_detailed(struct MHD_Connection *conn, struct mh_registry *reg, int view)
+/* Queues `r` with `code` and counts it for /metrics. */
+static MHD_RESULT respond(struct mh_http *http, struct MHD_Connection *conn,
+                          enum mh_http_path label, unsigned code, struct MHD_Response *r)
+{
+    atomic_fetch_add_explicit(&http->counters.requests[label][mh_http_code_index(code)], 1,
+                              memory_order_relaxed);
+    return r ? MHD_queue_response(conn, code, r) : MHD_NO;
+}
+
+static MHD_RESULT queue_detailed(struct mh_http *http, struct MHD_Connection *conn,
+                                 struct mh_registry *reg, int view, enum mh_http_path label)
 {
     struct mh_snapshot *snap = malloc(sizeof *snap);
     if (!snap)
         return MHD_NO;
     mh_registry_snapshot(reg, snap);
-    enum mh_status status;
-    struct MHD_Response *r = json_response(mh_render(snap, (enum mh_view)view, true, &status));
+    enum mh_status status = MH_PASS;
+    struct MHD_Response *r;
+    if (view == ROUTE_METRICS) {
+        char *text = mh_metrics_render(snap, &http->counters, http->start_time);
+        r = body_response(text, "text/plain; version=0.0.4; charset=utf-8");
+    } else {
+        r = json_response(mh_render(snap, (enum mh_view)view, true, &status));
+    }
     free(snap);
-    if (!r)
-        return MHD_NO;
-    MHD_RESULT ret = MHD_queue_response(conn, mh_render_http_code(status), r);
-    MHD_destroy_response(r);
+    MHD_RESULT ret = respond(http, conn, label, mh_render_http_code(status), r);
+    if (r)
+        MHD_destroy_response(r);
     return ret;
 }
 
-static MHD_RESULT queue_view(struct mh_http *http, struct MHD_Connection *conn, int view)
+static MHD_RESULT queue_view(struct mh_http *http, struct MHD_Connection *conn, int view,
+                             enum mh_http_path label)
 {
     pthread_mutex_lock(&http->lock);
     struct mh_registry *reg = http->reg;
     if (may_see_details(conn, &mh_registry_config(reg)->server)) {
         mh_registry_ref(reg);
         pthread_mutex_unlock(&http->lock);
-        MHD_RESULT ret = queue_detailed(conn, reg, view);
+        MHD_RESULT ret = queue_detailed(http, conn, reg, view, label);
         mh_registry_unref(reg);
         return ret;
     }
-    struct public_body *b = &http->views[view];
-    MHD_RESULT ret = b->resp ? MHD_queue_response(conn, b->code, b->resp) : MHD_NO;
+    MHD_RESULT ret;
+    if (view == ROUTE_METRICS)
+        ret = respond(http, conn, label, MHD_HTTP_FORBIDDEN, http->forbidden);
+    else
+        ret = respond(http, conn, label, http->views[view].code, http->views[view].resp);
     pthread_mutex_unlock(&http->lock);
     return ret;
 }
@@ -174,20 +271,20 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
         *req_cls = &body_marker;
         return MHD_YES;
     }
+    enum mh_http_path label;
+    int view = route(url, &label);
     if (*req_cls == &body_marker)
-        return MHD_queue_response(conn, MHD_HTTP_BAD_REQUEST, http->bad_request);
-    int view = route(url);
+        return respond(http, conn, label, MHD_HTTP_BAD_REQUEST, http->bad_request);
     if (view < 0)
-        return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, http->not_found);
+        return respond(http, conn, label, MHD_HTTP_NOT_FOUND, http->not_found);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, http->not_allowed);
-    return queue_view(http, conn, view);
+        return respond(http, conn, label, MHD_HTTP_METHOD_NOT_ALLOWED, http->not_allowed);
+    return queue_view(http, conn, view, label);
 }
 
 /* ---- publishing ---- */
 
-static void render_public(struct mh_registry *reg, struct public_body *views,
-                          uint64_t *generation)
+static void render_public(struct mh_registry *reg, struct public_body *views, uint64_t *generation)
 {
     struct mh_snapshot *snap = malloc(sizeof *snap);
     if (!snap)
@@ -269,13 +366,13 @@ static struct MHD_Daemon *start_daemon(struct mh_http *http, int fd,
                                        const struct mh_server_conf *sv)
 {
     unsigned timeout_s = (unsigned)((sv->connection_timeout + 999) / 1000);
-    return MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_TURBO, 0, NULL, NULL, on_request,
-        http, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)2, MHD_OPTION_CONNECTION_LIMIT, (unsigned)sv->connection_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)sv->per_ip_connection_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)16384, MHD_OPTION_END);
+    return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_TURBO, 0, NULL,
+                            NULL, on_request, http, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)sv->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned)sv->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                            timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+                            MHD_OPTION_END);
 }
 
 static int start_daemons(struct mh_http *http, const int *fds, int n_fds, char *err, size_t errlen)
@@ -284,6 +381,8 @@ static int start_daemons(struct mh_http *http, const int *fds, int n_fds, char *
     int n = n_fds > 0 ? n_fds : sv->n_listen;
     for (int i = 0; i < n && i < MH_MAX_LISTEN; i++) {
         int fd = n_fds > 0 ? fds[i] : mh_http_listen_socket(&sv->listen[i], sv->listen_len[i]);
+        if (n_fds > 0) /* sockets from systemd may be blocking; MHD's turbo mode needs them not */
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         if (fd < 0) {
             snprintf(err, errlen, "cannot listen on address %d of [server] listen: %s", i + 1,
                      strerror(errno));
@@ -313,10 +412,15 @@ struct mh_http *mh_http_start(struct mh_registry *reg, const int *fds, int n_fds
     http->not_found = static_response("not found\n", NULL);
     http->not_allowed = static_response("method not allowed\n", "GET, HEAD");
     http->bad_request = static_response("bad request: probes carry no body\n", NULL);
+    http->forbidden =
+        static_response("forbidden: /metrics is for details_from or the token\n", NULL);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    http->start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
     mh_registry_ref(reg);
     http->reg = reg;
     render_public(reg, http->views, &http->rendered_generation);
-    if (!http->not_found || !http->not_allowed || !http->bad_request) {
+    if (!http->not_found || !http->not_allowed || !http->bad_request || !http->forbidden) {
         snprintf(err, errlen, "out of memory");
         mh_http_stop(http);
         return NULL;
@@ -347,6 +451,8 @@ void mh_http_stop(struct mh_http *http)
         MHD_destroy_response(http->not_allowed);
     if (http->bad_request)
         MHD_destroy_response(http->bad_request);
+    if (http->forbidden)
+        MHD_destroy_response(http->forbidden);
     mh_registry_unref(http->reg);
     pthread_mutex_destroy(&http->lock);
     pthread_mutex_destroy(&http->publish_lock);
