@@ -268,6 +268,14 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
     int rc = main_loop(&d, signals);
     mh_registry_stop(d.reg); /* first: after it, no worker calls into d.http */
     mh_http_stop(d.http);
+    /* Let workers finish a run in progress (bounded by their timeouts) so that everything is
+     * freed; one stuck in a hung syscall is left behind, the process exits anyway. */
+    mh_ms longest = 0;
+    for (int i = 0; i < cfg->n_checks; i++)
+        if (cfg->checks[i]->timeout > longest)
+            longest = cfg->checks[i]->timeout;
+    if (!mh_registry_wait_workers(d.reg, longest + 500))
+        mh_log(MH_LOG_WARNING, "a check is still stuck in a run; exiting without it");
     mh_registry_unref(d.reg);
     mh_log(MH_LOG_NOTICE, "stopped");
     return rc;

@@ -260,7 +260,6 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
                              size_t *upload_data_size, void **req_cls)
 {
     struct mh_http *http = cls;
-    (void)version;
     (void)upload_data;
     if (*req_cls == NULL) {
         *req_cls = &seen_marker; /* queue on the next call: see the comment at the top */
@@ -273,7 +272,10 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
     }
     enum mh_http_path label;
     int view = route(url, &label);
-    if (*req_cls == &body_marker)
+    /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400. MHD 0.9.75 lets it through. */
+    bool no_host = strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+                   !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (*req_cls == &body_marker || no_host)
         return respond(http, conn, label, MHD_HTTP_BAD_REQUEST, http->bad_request);
     if (view < 0)
         return respond(http, conn, label, MHD_HTTP_NOT_FOUND, http->not_found);
@@ -411,7 +413,7 @@ struct mh_http *mh_http_start(struct mh_registry *reg, const int *fds, int n_fds
     pthread_mutex_init(&http->publish_lock, NULL);
     http->not_found = static_response("not found\n", NULL);
     http->not_allowed = static_response("method not allowed\n", "GET, HEAD");
-    http->bad_request = static_response("bad request: probes carry no body\n", NULL);
+    http->bad_request = static_response("bad request\n", NULL);
     http->forbidden =
         static_response("forbidden: /metrics is for details_from or the token\n", NULL);
     struct timespec now;

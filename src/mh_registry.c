@@ -338,6 +338,19 @@ void mh_registry_stop(struct mh_registry *reg)
     mh_registry_set_on_change(reg, NULL, NULL);
 }
 
+bool mh_registry_wait_workers(struct mh_registry *reg, mh_ms ms)
+{
+    struct timespec deadline;
+    mh_deadline_in(&deadline, ms);
+    /* Polling is fine here: it runs once, at exit. */
+    while (atomic_load(&reg->refs) > 1) {
+        if (mh_deadline_left(&deadline) <= 0)
+            return false;
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    return true;
+}
+
 bool mh_registry_sleep_until(struct mh_registry *reg, const struct timespec *until)
 {
     pthread_mutex_lock(&reg->lock);
