@@ -1,6 +1,7 @@
 """Runs magento-healthd against throwaway local services, in the foreground, until Ctrl-C.
 
-Started by scripts/demo. Everything lives in a temporary directory that is removed on exit.
+Started by scripts/demo. The services (php-fpm, ...) are the test suite's own starters from
+tests/svc_*.py; everything lives in a temporary directory that is removed on exit.
 """
 import os
 import signal
@@ -10,16 +11,34 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from harness import free_port  # noqa: E402
+from svc_fpm import Fpm  # noqa: E402
 
 BINARY = os.path.join(HERE, "..", "build", "magento-healthd")
+
+
+def start_services(work, services):
+    """Starts each service, records it in `services` for cleanup, returns [check.*] sections."""
+    print("starting a throwaway php-fpm pool ...", flush=True)
+    fpm = Fpm(max_children=2, parent=work)
+    services.append(fpm)
+    fpm.start()
+    return [f"""
+[check.fpm]
+type = fpm
+socket = {fpm.socket}
+status_socket = {fpm.status_socket}
+interval = 2s
+"""]
 
 
 def main():
     work = tempfile.mkdtemp(prefix="magento-healthd-demo.")
     port = int(os.environ.get("PORT", "8642"))
     services = []
-    checks = [f"""
+    proc = None
+    try:
+        checks = start_services(work, services)
+        checks.append(f"""
 [check.drain]
 type = drain
 interval = 1s
@@ -29,25 +48,25 @@ file = {work}/drain
 type = disk
 interval = 5s
 path = {work}
-"""]
-    conf = os.path.join(work, "magento-healthd.conf")
-    with open(conf, "w") as f:
-        f.write(f"[server]\nlisten = 127.0.0.1:{port}\nregion = demo-region\n"
-                f"shutdown_delay = 0s\n" + "".join(checks))
-    print(f"""
+""")
+        conf = os.path.join(work, "magento-healthd.conf")
+        with open(conf, "w") as f:
+            f.write(f"[server]\nlisten = 127.0.0.1:{port}\nregion = demo-region\n"
+                    f"shutdown_delay = 0s\n" + "".join(checks))
+        print(f"""
 magento-healthd demo; config: {conf}
   curl -s http://127.0.0.1:{port}/healthcheck | python3 -m json.tool
   curl -s http://127.0.0.1:{port}/healthcheck/region
-  curl -s http://127.0.0.1:{port}/healthcheck/live
+  curl -s http://127.0.0.1:{port}/metrics
   touch {work}/drain      # drain the node; rm it to undrain
 Ctrl-C to stop.
 """, flush=True)
-    proc = subprocess.Popen([BINARY, "-c", conf])
-    try:
+        proc = subprocess.Popen([BINARY, "-c", conf])
         proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait()
+        if proc:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
     finally:
         for s in reversed(services):
             s.stop()
