@@ -73,30 +73,52 @@ static struct mh_config *load_or_report(const char *path)
     return cfg;
 }
 
-/* --check: every check once, concurrently, then the report. */
-static int run_check_mode(struct mh_config *cfg)
+static mh_ms longest_timeout(const struct mh_config *cfg)
 {
     mh_ms longest = 0;
     for (int i = 0; i < cfg->n_checks; i++)
         if (cfg->checks[i]->timeout > longest)
             longest = cfg->checks[i]->timeout;
+    return longest;
+}
+
+/* Stops the workers, lets a run in progress finish (bounded by the check timeouts) and drops
+ * our reference, so that a clean exit frees everything. A worker stuck in a hung syscall is
+ * left behind; the process exits anyway. NULL is fine. */
+static void finish_registry(struct mh_registry *reg)
+{
+    if (!reg)
+        return;
+    mh_registry_stop(reg);
+    if (!mh_registry_wait_workers(reg, longest_timeout(mh_registry_config(reg)) + 500))
+        mh_log(MH_LOG_WARNING, "a check is still stuck in a run; exiting without it");
+    mh_registry_unref(reg);
+}
+
+/* --check: every check once, concurrently, then the report. */
+static int run_check_mode(struct mh_config *cfg)
+{
+    mh_ms longest = longest_timeout(cfg);
     struct mh_registry *reg = mh_registry_new(cfg, NULL, NULL);
     if (!reg || mh_workers_start(reg, MH_WORKER_ONCE) < 0) {
         fprintf(stderr, "magento-healthd: cannot start checks: %s\n", strerror(errno));
-        return 2;
+        finish_registry(reg);
+        return 3;
     }
     /* A check stuck past its timeout stays "no result"; do not wait for it forever. */
     mh_registry_wait_all_reported(reg, longest + 1000);
     struct mh_snapshot *snap = malloc(sizeof *snap);
-    if (!snap)
-        return 2;
-    mh_registry_snapshot(reg, snap);
-    enum mh_status status;
-    char *body = mh_render(snap, MH_VIEW_REPORT, true, &status);
-    printf("%s\n", body ? body : "{\"status\":\"fail\"}");
+    char *body = NULL;
+    enum mh_status status = MH_FAIL;
+    if (snap) {
+        mh_registry_snapshot(reg, snap);
+        body = mh_render(snap, MH_VIEW_REPORT, true, &status);
+    }
+    printf("%s\n", body ? body : "{\"status\":\"fail\",\"output\":\"out of memory\"}");
     fflush(stdout);
     free(body);
     free(snap);
+    finish_registry(reg);
     return (int)status; /* 0 pass, 1 warn, 2 fail: the Nagios plugin convention */
 }
 
@@ -255,11 +277,14 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
     d.http = mh_http_start(d.reg, fds, n_fds > 0 ? n_fds : 0, err, sizeof err);
     if (!d.http) {
         mh_log(MH_LOG_ERR, "%s", err);
+        mh_registry_unref(d.reg);
         return 1;
     }
     mh_registry_set_on_change(d.reg, on_results_changed, &d);
     if (mh_workers_start(d.reg, MH_WORKER_FOREVER) < 0) {
         mh_log(MH_LOG_ERR, "cannot start checks: %s", strerror(errno));
+        finish_registry(d.reg);
+        mh_http_stop(d.http);
         return 1;
     }
     mh_log(MH_LOG_NOTICE, "magento-healthd %s: node %s, region %s, %d checks, config %s",
@@ -268,15 +293,7 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
     int rc = main_loop(&d, signals);
     mh_registry_stop(d.reg); /* first: after it, no worker calls into d.http */
     mh_http_stop(d.http);
-    /* Let workers finish a run in progress (bounded by their timeouts) so that everything is
-     * freed; one stuck in a hung syscall is left behind, the process exits anyway. */
-    mh_ms longest = 0;
-    for (int i = 0; i < cfg->n_checks; i++)
-        if (cfg->checks[i]->timeout > longest)
-            longest = cfg->checks[i]->timeout;
-    if (!mh_registry_wait_workers(d.reg, longest + 500))
-        mh_log(MH_LOG_WARNING, "a check is still stuck in a run; exiting without it");
-    mh_registry_unref(d.reg);
+    finish_registry(d.reg);
     mh_log(MH_LOG_NOTICE, "stopped");
     return rc;
 }

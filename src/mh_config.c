@@ -137,15 +137,25 @@ static void note_section_header(struct loader *ld, const char *line)
     add_section(ld, name, ld->line);
 }
 
+/* Hands inih one line at a time, counting lines for error messages. Leading blanks are dropped,
+ * so indented keys are ordinary keys (inih would take them as continuation lines). A line longer
+ * than inih's buffer would be split silently and its tail read as a line of its own: refuse it. */
 static char *line_reader(char *buf, int size, void *stream)
 {
     struct loader *ld = stream;
     char *r = fgets(buf, size, ld->fp);
-    if (r) {
-        ld->line++;
-        if (!ld->failed)
-            note_section_header(ld, buf);
+    if (!r)
+        return NULL;
+    ld->line++;
+    size_t len = strlen(buf);
+    if (len == (size_t)size - 1 && buf[len - 1] != '\n' && !feof(ld->fp)) {
+        loader_error(ld, ld->line, NULL, NULL, "line longer than %d characters", size - 2);
+        return NULL;
     }
+    size_t blanks = strspn(buf, " \t");
+    memmove(buf, buf + blanks, len - blanks + 1);
+    if (!ld->failed)
+        note_section_header(ld, buf);
     return r;
 }
 

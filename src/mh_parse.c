@@ -272,12 +272,13 @@ int mh_parse_listen(const char *s, struct sockaddr_storage *out, socklen_t *len,
     memset(out, 0, sizeof *out);
     struct sockaddr_in *in4 = (struct sockaddr_in *)out;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
-    if (strcmp(host, "*") == 0) {
+    bool bracketed = s[0] == '[';
+    if (strcmp(host, "*") == 0 && !bracketed) {
         in4->sin_family = AF_INET;
         in4->sin_addr.s_addr = htonl(INADDR_ANY);
-    } else if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+    } else if (!bracketed && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
-    } else if (s[0] == '[' && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+    } else if (bracketed && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
     } else {
         return fail(why, "listen needs a numeric address such as 127.0.0.1:8642 or [::1]:8642");

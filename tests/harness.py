@@ -13,6 +13,8 @@ import textwrap
 import time
 
 BINARY = os.environ.get("MH_BINARY", os.path.join(os.path.dirname(__file__), "..", "build", "magento-healthd"))
+# A command to run the daemon under, e.g. "valgrind --error-exitcode=99 ..." (see scripts/test).
+WRAPPER = os.environ.get("MH_WRAPPER", "").split()
 
 
 def free_port(host="127.0.0.1"):
@@ -103,7 +105,7 @@ class Healthd:
 
     def start(self, wait_ready=False, timeout=10.0):
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([BINARY, "-c", self.config_path] + self.args,
+        self.proc = subprocess.Popen(WRAPPER + [BINARY, "-c", self.config_path] + self.args,
                                      stdout=self.logf, stderr=subprocess.STDOUT, env=self.env)
         wait_until(lambda: self.poll_alive() and self.get("/healthcheck/live").status == 200,
                    timeout, "magento-healthd to serve /healthcheck/live")
@@ -155,20 +157,27 @@ class Healthd:
             return ""
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
+        """SIGTERM and wait. A daemon that stops cleanly exits 0; anything else (a crash, or a
+        sanitizer or valgrind finding, which change the exit code) fails the test."""
+        if not self.proc:
+            return
+        was_running = self.proc.poll() is None
+        if was_running:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc:
-            self.logf.close()
+        self.logf.close()
+        rc, self.proc = self.proc.returncode, None
+        if was_running and rc != 0:
+            raise AssertionError(f"magento-healthd exited with {rc} on SIGTERM: {self.log()[-3000:]}")
 
 
 def run_check_mode(config_path, env=None, timeout=30):
     """Runs `magento-healthd --check -c FILE`; returns CompletedProcess."""
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([BINARY, "--check", "-c", config_path], capture_output=True, text=True,
+    return subprocess.run(WRAPPER + [BINARY, "--check", "-c", config_path], capture_output=True, text=True,
                           timeout=timeout, env=e)
