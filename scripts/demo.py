@@ -1,6 +1,6 @@
 """Runs magento-healthd against throwaway local services, in the foreground, until Ctrl-C.
 
-Started by scripts/demo. The services (php-fpm, ...) are the test suite's own starters from
+Started by scripts/demo. The services (php-fpm, Redis, ...) are the test suite's own starters from
 tests/svc_*.py; everything lives in a temporary directory that is removed on exit.
 """
 import os
@@ -12,6 +12,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 from svc_fpm import Fpm  # noqa: E402
+from svc_redis import RedisServer  # noqa: E402
 
 BINARY = os.path.join(HERE, "..", "build", "magento-healthd")
 
@@ -22,13 +23,22 @@ def start_services(work, services):
     fpm = Fpm(max_children=2, parent=work)
     services.append(fpm)
     fpm.start()
+    print("starting a throwaway Redis ...", flush=True)
+    redis = RedisServer(os.path.join(work, "redis"))
+    services.append(redis)
+    redis.start()
     return [f"""
 [check.fpm]
 type = fpm
 socket = {fpm.socket}
 status_socket = {fpm.status_socket}
 interval = 2s
-"""]
+
+[check.redis_session]
+type = redis
+role = session
+interval = 1s
+{redis.healthd_keys()}"""]
 
 
 def main():
@@ -59,6 +69,8 @@ magento-healthd demo; config: {conf}
   curl -s http://127.0.0.1:{port}/healthcheck/region
   curl -s http://127.0.0.1:{port}/metrics
   touch {work}/drain      # drain the node; rm it to undrain
+  redis-cli -s {work}/redis/redis.sock replicaof 127.0.0.1 1   # Redis read-only: region fails
+  redis-cli -s {work}/redis/redis.sock replicaof no one        # writable again
 Ctrl-C to stop.
 """, flush=True)
         proc = subprocess.Popen([BINARY, "-c", conf])
