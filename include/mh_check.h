@@ -47,7 +47,7 @@ struct mh_fact {
 /* What one run of a check found. Filled by the type's run(); the framework sets the timing. */
 struct mh_run {
     struct mh_observation obs[MH_MEASUREMENTS_MAX]; /* indexed as declared */
-    enum mh_role role;                               /* for datastores; else UNKNOWN */
+    enum mh_role role;                              /* for datastores; else UNKNOWN */
     struct mh_fact facts[MH_FACTS_MAX];
     int n_facts;
 };
@@ -81,9 +81,9 @@ struct mh_check {
     const struct mh_server_conf *server; /* the [server] settings; outlives the check */
     mh_ms interval;
     mh_ms timeout;
-    mh_ms max_age; /* a result older than this counts as fail "stale"; default 3 x interval */
-    unsigned rise; /* consecutive passes before a failing measurement passes again */
-    unsigned fall; /* consecutive failures before a passing measurement fails */
+    mh_ms max_age;    /* a result older than this counts as fail "stale"; default 3 x interval */
+    unsigned rise;    /* consecutive passes before a failing measurement passes again */
+    unsigned fall;    /* consecutive failures before a passing measurement fails */
     unsigned affects; /* the section's `affects =`; types apply it to their main measurement */
     bool affects_set; /* true when the section wrote `affects =` itself */
     struct mh_measurement meas[MH_MEASUREMENTS_MAX];
@@ -92,8 +92,13 @@ struct mh_check {
 };
 
 /* Declares a measurement from create(). Returns its index for mh_observe(), or -1 when there
- * are too many (a programming error). */
+ * are too many (a programming error). A measurement that affects the region also counts for
+ * the standby view. */
 int mh_check_declare(struct mh_check *check, const char *measurement, unsigned affects);
+
+/* Declares a measurement that proves the dependency accepts writes (a database or session
+ * store that is the writer). It counts for region readiness, not for the standby view. */
+int mh_check_declare_write(struct mh_check *check, const char *measurement, unsigned affects);
 
 /* Sets measurement `i` of `run` to `status` with a printf-style one-line output. Newlines and
  * control characters are replaced, long text is cut. */

@@ -24,8 +24,9 @@ struct mh_server_conf {
     struct sockaddr_storage listen[MH_MAX_LISTEN];
     socklen_t listen_len[MH_MAX_LISTEN];
     int n_listen;
-    char node[256];   /* default: the host name */
-    char region[128]; /* free text; default empty */
+    char node[256];                  /* default: the host name */
+    char region[128];                /* free text; default empty */
+    enum mh_region_role region_role; /* default auto: primary while the database is the writer */
     struct mh_cidr details_from[MH_MAX_DETAILS_FROM];
     int n_details_from;
     /* Peers whose X-Forwarded-For names the real client (the local nginx). */

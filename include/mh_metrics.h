@@ -14,6 +14,7 @@ enum mh_http_path {
     MH_PATH_LIVE,
     MH_PATH_NODE,
     MH_PATH_REGION,
+    MH_PATH_STANDBY,
     MH_PATH_METRICS,
     MH_PATH_OTHER,
     MH_PATH_COUNT

@@ -6,7 +6,8 @@
  *
  * Ownership: mh_registry_new() takes the config. The registry is reference counted because worker
  * threads of a replaced configuration may still be finishing a run (or stuck in one) after a
- * reload: each worker holds a reference, and the last mh_registry_unref() frees config and checks. */
+ * reload: each worker holds a reference, and the last mh_registry_unref() frees config and checks.
+ */
 #ifndef MH_REGISTRY_H
 #define MH_REGISTRY_H
 

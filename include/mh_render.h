@@ -10,13 +10,22 @@
 #include "mh_registry.h"
 
 enum mh_view {
-    MH_VIEW_LIVE,   /* /healthcheck/live: the process answers */
-    MH_VIEW_NODE,   /* /healthcheck: node readiness, for the ALB */
-    MH_VIEW_REGION, /* /healthcheck/region: region readiness, for Route 53 */
-    MH_VIEW_REPORT, /* --check: every check, node and region readiness */
+    MH_VIEW_LIVE,    /* /healthcheck/live: the process answers */
+    MH_VIEW_NODE,    /* /healthcheck: node readiness, for the ALB */
+    MH_VIEW_REGION,  /* /healthcheck/region: ready for primary traffic, for Route 53 */
+    MH_VIEW_STANDBY, /* /healthcheck/region?role=standby: a healthy standby region */
+    MH_VIEW_REPORT,  /* --check: every check, node, region and standby readiness */
 };
 
+#define MH_PUBLIC_VIEWS 4 /* LIVE, NODE, REGION, STANDBY: the views pre-rendered for probes */
+
+/* The region's role as bodies report it: "primary", "standby" or "unknown". With region_role =
+ * auto it follows the mysql checks: writer -> primary, any reader -> standby. */
+const char *mh_region_role_name(const struct mh_snapshot *snap);
+
 /* Renders `view`. `detailed` adds outputs and values. Sets *status to the body's status.
+ * Region and standby bodies put "region" and "role" right after "status", inside the first
+ * bytes Route 53 reads.
  * Returns NULL only on out of memory. */
 char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed,
                 enum mh_status *status);

@@ -919,7 +919,7 @@ static int declare_measurements(struct mh_check *check, struct mh_section *sec,
     if (!r->conf.write && mh_section_get(sec, "writable_affects"))
         return mh_section_error(sec, "writable_affects", "set, but write = no");
     r->i_conn = mh_check_declare(check, "connectivity", conn);
-    r->i_write = r->conf.write ? mh_check_declare(check, "writable", writable) : -1;
+    r->i_write = r->conf.write ? mh_check_declare_write(check, "writable", writable) : -1;
     r->i_mem = mh_check_declare(check, "memory", memory);
     return 0;
 }

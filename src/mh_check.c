@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int mh_check_declare(struct mh_check *check, const char *measurement, unsigned affects)
+static int declare(struct mh_check *check, const char *measurement, unsigned affects)
 {
     if (check->n_meas == MH_MEASUREMENTS_MAX)
         return -1;
@@ -14,6 +14,18 @@ int mh_check_declare(struct mh_check *check, const char *measurement, unsigned a
     snprintf(m->name, sizeof m->name, "%s", measurement);
     m->affects = affects;
     return check->n_meas++;
+}
+
+int mh_check_declare(struct mh_check *check, const char *measurement, unsigned affects)
+{
+    if (affects & MH_AFFECTS_REGION)
+        affects |= MH_AFFECTS_STANDBY;
+    return declare(check, measurement, affects);
+}
+
+int mh_check_declare_write(struct mh_check *check, const char *measurement, unsigned affects)
+{
+    return declare(check, measurement, affects & ~(unsigned)MH_AFFECTS_STANDBY);
 }
 
 /* Output is one line of printable text: logs and JSON stay tidy whatever a server sent us. */

@@ -381,10 +381,26 @@ static void server_defaults(struct mh_server_conf *sv)
     sv->connection_timeout = 5000;
 }
 
+static int server_region_role(struct mh_section *s, struct mh_server_conf *sv)
+{
+    const char *v = mh_section_get(s, "region_role");
+    if (!v)
+        return 0;
+    if (strcmp(v, "auto") == 0)
+        sv->region_role = MH_REGION_AUTO;
+    else if (strcmp(v, "primary") == 0)
+        sv->region_role = MH_REGION_PRIMARY;
+    else if (strcmp(v, "standby") == 0)
+        sv->region_role = MH_REGION_STANDBY;
+    else
+        return bad_value(s, "region_role", v, "expected primary, standby or auto");
+    return 0;
+}
+
 static int apply_server(struct mh_section *s, struct mh_server_conf *sv)
 {
     unsigned long limit = sv->connection_limit, per_ip = sv->per_ip_connection_limit;
-    if (server_listen(s, sv) < 0 ||
+    if (server_listen(s, sv) < 0 || server_region_role(s, sv) < 0 ||
         server_cidrs(s, "details_from", sv->details_from, &sv->n_details_from) < 0 ||
         server_cidrs(s, "trusted_proxies", sv->trusted_proxies, &sv->n_trusted_proxies) < 0 ||
         mh_section_string(s, "node", sv->node, sizeof sv->node) < 0 ||
@@ -442,8 +458,11 @@ static int check_common(struct mh_section *s, struct mh_check *c)
         return mh_section_error(s, "interval", "must be at least 10ms");
     if (c->timeout < 10)
         return mh_section_error(s, "timeout", "must be at least 10ms");
+    /* Default: 3 x interval, but never so short that a run which legitimately uses its whole
+     * timeout is reported stale before it can post its own reason. */
     if (c->max_age < 0)
-        c->max_age = 3 * c->interval > c->timeout ? 3 * c->interval : 3 * c->timeout;
+        c->max_age = 3 * c->interval > c->interval + 2 * c->timeout ? 3 * c->interval
+                                                                    : c->interval + 2 * c->timeout;
     if (c->max_age <= c->timeout)
         return mh_section_error(s, "max_age", "must be longer than timeout");
     return 0;

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define CONTENT_TYPE_HEALTH "application/health+json"
-#define N_PUBLIC_VIEWS      3 /* MH_VIEW_LIVE, MH_VIEW_NODE, MH_VIEW_REGION */
+#define N_PUBLIC_VIEWS      MH_PUBLIC_VIEWS
 
 #if MHD_VERSION < 0x00097002
 typedef int MHD_RESULT;
@@ -114,6 +114,7 @@ static int route(const char *url, enum mh_http_path *label)
         {"/healthcheck/node", MH_VIEW_NODE, MH_PATH_NODE},
         {"/healthcheck/live", MH_VIEW_LIVE, MH_PATH_LIVE},
         {"/healthcheck/region", MH_VIEW_REGION, MH_PATH_REGION},
+        {"/healthcheck/region/standby", MH_VIEW_STANDBY, MH_PATH_STANDBY},
         {"/metrics", ROUTE_METRICS, MH_PATH_METRICS},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
@@ -272,6 +273,12 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
     }
     enum mh_http_path label;
     int view = route(url, &label);
+    /* Route 53's ResourcePath may carry a query: /healthcheck/region?role=standby. */
+    const char *role = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "role");
+    if (view == MH_VIEW_REGION && role && strcmp(role, "standby") == 0) {
+        view = MH_VIEW_STANDBY;
+        label = MH_PATH_STANDBY;
+    }
     /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400. MHD 0.9.75 lets it through. */
     bool no_host = strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
                    !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);

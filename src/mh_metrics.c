@@ -135,8 +135,9 @@ static void readiness(struct buf *b, const struct mh_snapshot *snap)
     static const struct {
         const char *name;
         unsigned which;
-    } scopes[] = {{"node", MH_AFFECTS_NODE}, {"region", MH_AFFECTS_REGION}};
-    for (size_t s = 0; s < 2; s++) {
+    } scopes[] = {
+        {"node", MH_AFFECTS_NODE}, {"region", MH_AFFECTS_REGION}, {"standby", MH_AFFECTS_STANDBY}};
+    for (size_t s = 0; s < sizeof scopes / sizeof scopes[0]; s++) {
         struct mh_readiness r;
         mh_readiness_compute(snap, scopes[s].which, &r);
         put(b, "magento_healthd_ready{scope=\"%s\"} %d\n", scopes[s].name, r.status != MH_FAIL);
@@ -145,8 +146,9 @@ static void readiness(struct buf *b, const struct mh_snapshot *snap)
 
 static void http_requests(struct buf *b, const struct mh_http_counters *c)
 {
-    static const char *const paths[MH_PATH_COUNT] = {"/healthcheck/live", "/healthcheck",
-                                                     "/healthcheck/region", "/metrics", "other"};
+    static const char *const paths[MH_PATH_COUNT] = {
+        "/healthcheck/live",           "/healthcheck", "/healthcheck/region",
+        "/healthcheck/region/standby", "/metrics",     "other"};
     static const char *const codes[MH_CODE_COUNT] = {"200", "400", "403",  "404",
                                                      "405", "503", "other"};
     header(b, "magento_healthd_http_requests_total", "counter", "HTTP requests by path and code.");

@@ -37,6 +37,8 @@ static json_t *affects_array(unsigned affects)
         json_array_append_new(a, json_string("node"));
     if (affects & MH_AFFECTS_REGION)
         json_array_append_new(a, json_string("region"));
+    if (affects & MH_AFFECTS_STANDBY)
+        json_array_append_new(a, json_string("standby"));
     return a;
 }
 
@@ -129,12 +131,42 @@ static json_t *readiness_object(const struct mh_snapshot *snap, unsigned which)
     return o;
 }
 
+const char *mh_region_role_name(const struct mh_snapshot *snap)
+{
+    if (snap->server->region_role == MH_REGION_PRIMARY)
+        return "primary";
+    if (snap->server->region_role == MH_REGION_STANDBY)
+        return "standby";
+    int writers = 0, readers = 0;
+    for (int i = 0; i < snap->n_checks; i++) {
+        const struct mh_check_view *v = &snap->checks[i];
+        if (strcmp(v->check->type->name, "mysql") != 0 || !v->have_result)
+            continue;
+        writers += v->role == MH_ROLE_WRITER;
+        readers += v->role == MH_ROLE_READER;
+    }
+    return readers ? "standby" : writers ? "primary" : "unknown";
+}
+
+static unsigned view_scope(enum mh_view view)
+{
+    switch (view) {
+    case MH_VIEW_REGION:
+        return MH_AFFECTS_REGION;
+    case MH_VIEW_STANDBY:
+        return MH_AFFECTS_STANDBY;
+    default:
+        return MH_AFFECTS_NODE;
+    }
+}
+
 char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed,
                 enum mh_status *status)
 {
     struct mh_readiness r = {.status = MH_PASS};
-    unsigned which = view == MH_VIEW_REGION ? MH_AFFECTS_REGION : MH_AFFECTS_NODE;
-    if (view == MH_VIEW_NODE || view == MH_VIEW_REGION)
+    unsigned which = view_scope(view);
+    bool regional = view == MH_VIEW_REGION || view == MH_VIEW_STANDBY;
+    if (view == MH_VIEW_NODE || regional)
         mh_readiness_compute(snap, which, &r);
     else if (view == MH_VIEW_REPORT)
         r.status = worst_measurement(snap);
@@ -142,8 +174,16 @@ char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed
 
     json_t *root = json_object();
     json_object_set_new(root, "status", json_string(mh_status_name(r.status)));
-    json_object_set_new(root, "node", json_string(snap->server->node));
-    json_object_set_new(root, "region", json_string(snap->server->region));
+    if (regional) {
+        json_object_set_new(root, "region", json_string(snap->server->region));
+        json_object_set_new(root, "role", json_string(mh_region_role_name(snap)));
+        json_object_set_new(root, "node", json_string(snap->server->node));
+    } else {
+        json_object_set_new(root, "node", json_string(snap->server->node));
+        json_object_set_new(root, "region", json_string(snap->server->region));
+    }
+    if (view == MH_VIEW_REPORT)
+        json_object_set_new(root, "role", json_string(mh_region_role_name(snap)));
     if (detailed) {
         json_object_set_new(root, "serviceId", json_string("magento-healthd"));
         json_object_set_new(root, "version", json_string(MH_VERSION));
@@ -153,6 +193,7 @@ char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed
     if (view == MH_VIEW_REPORT) {
         json_object_set_new(root, "node_readiness", readiness_object(snap, MH_AFFECTS_NODE));
         json_object_set_new(root, "region_readiness", readiness_object(snap, MH_AFFECTS_REGION));
+        json_object_set_new(root, "standby_readiness", readiness_object(snap, MH_AFFECTS_STANDBY));
     }
     if (view != MH_VIEW_LIVE)
         json_object_set_new(root, "checks", checks_object(snap, which, detailed));

@@ -59,7 +59,7 @@ def test_pass_reports_latency_role_and_defaults(healthd, redis_server):
     assert conn["componentType"] == "datastore"
     assert conn["observedUnit"] == "ms" and 0 < conn["observedValue"] < 500
     assert conn["output"].startswith("PONG in ")
-    assert conn["affects"] == ["node", "region"]
+    assert conn["affects"] == ["node", "region", "standby"]
     d = conn["details"]
     assert d["role"] == "writer" and d["redis_role"] == "master"
     assert d["database"] == "2" and d["endpoint"] == f"127.0.0.1:{srv.port}"

@@ -225,7 +225,8 @@ static void test_check_overrides(void **state)
     const struct mh_check *c = cfg->checks[0];
     assert_true(c->affects_set);
     assert_int_equal(c->affects, MH_AFFECTS_NODE | MH_AFFECTS_REGION);
-    assert_int_equal(c->meas[0].affects, MH_AFFECTS_NODE | MH_AFFECTS_REGION);
+    /* A region measurement also counts for the standby view. */
+    assert_int_equal(c->meas[0].affects, MH_AFFECTS_NODE | MH_AFFECTS_REGION | MH_AFFECTS_STANDBY);
     assert_int_equal(c->interval, 500);
     assert_int_equal(c->timeout, 200);
     assert_int_equal(c->rise, 2);
@@ -237,12 +238,12 @@ static void test_check_overrides(void **state)
     assert_true(c->affects_set);
     assert_int_equal(c->affects, MH_AFFECTS_NONE);
     assert_int_equal(c->meas[0].affects, MH_AFFECTS_NONE);
-    /* Default max_age is 3 x interval, but never short of 3 x timeout. */
-    assert_int_equal(c->max_age, 15000);
+    /* Default max_age is 3 x interval, but never short of interval + 2 x timeout. */
+    assert_int_equal(c->max_age, 11000);
 
     c = cfg->checks[2];
     assert_int_equal(c->affects, MH_AFFECTS_REGION);
-    assert_int_equal(c->meas[0].affects, MH_AFFECTS_REGION);
+    assert_int_equal(c->meas[0].affects, MH_AFFECTS_REGION | MH_AFFECTS_STANDBY);
     mh_config_free(cfg);
 }
 
