@@ -9,9 +9,8 @@
 #include "mh_http.h"
 #include "mh_metrics.h"
 #include "mh_render.h"
+#include "mh_route.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <time.h>
 
 #include <errno.h>
@@ -100,32 +99,6 @@ static struct MHD_Response *json_response(char *body)
     return body_response(body, CONTENT_TYPE_HEALTH);
 }
 
-#define ROUTE_METRICS 100
-
-/* Maps a path to a view (or ROUTE_METRICS), and to its metrics label. -1: unknown. */
-static int route(const char *url, enum mh_http_path *label)
-{
-    static const struct {
-        const char *path;
-        int view;
-        enum mh_http_path label;
-    } routes[] = {
-        {"/healthcheck", MH_VIEW_NODE, MH_PATH_NODE},
-        {"/healthcheck/node", MH_VIEW_NODE, MH_PATH_NODE},
-        {"/healthcheck/live", MH_VIEW_LIVE, MH_PATH_LIVE},
-        {"/healthcheck/region", MH_VIEW_REGION, MH_PATH_REGION},
-        {"/healthcheck/region/standby", MH_VIEW_STANDBY, MH_PATH_STANDBY},
-        {"/metrics", ROUTE_METRICS, MH_PATH_METRICS},
-    };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (strcmp(url, routes[i].path) == 0) {
-            *label = routes[i].label;
-            return routes[i].view;
-        }
-    *label = MH_PATH_OTHER;
-    return -1;
-}
-
 /* Compares without an early exit, so response time says nothing about the token. */
 static bool token_matches(const char *given, const char *token)
 {
@@ -146,33 +119,6 @@ static bool in_networks(const struct mh_cidr *nets, int n, const struct sockaddr
     return false;
 }
 
-/* Parses the last address of an X-Forwarded-For value, the one our own proxy appended. */
-static bool last_forwarded_for(const char *xff, struct sockaddr_storage *out)
-{
-    const char *last = strrchr(xff, ',');
-    last = last ? last + 1 : xff;
-    while (isspace((unsigned char)*last))
-        last++;
-    char addr[INET6_ADDRSTRLEN];
-    size_t n = strcspn(last, " \t");
-    if (n == 0 || n >= sizeof addr)
-        return false;
-    memcpy(addr, last, n);
-    addr[n] = '\0';
-    memset(out, 0, sizeof *out);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)out;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
-    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        return true;
-    }
-    if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        return true;
-    }
-    return false;
-}
-
 /* Who is asking: the peer, unless the peer is a trusted proxy (the local nginx) that names the
  * real client in X-Forwarded-For. A proxied request whose header cannot be parsed is nobody:
  * it must not inherit the proxy's loopback trust. */
@@ -187,7 +133,7 @@ static const struct sockaddr *client_address(struct MHD_Connection *conn,
     const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
     if (!xff || !in_networks(sv->trusted_proxies, sv->n_trusted_proxies, ci->client_addr))
         return ci->client_addr;
-    return last_forwarded_for(xff, storage) ? (const struct sockaddr *)storage : NULL;
+    return mh_forwarded_for_last(xff, storage) ? (const struct sockaddr *)storage : NULL;
 }
 
 static bool may_see_details(struct MHD_Connection *conn, const struct mh_server_conf *sv)
@@ -222,7 +168,7 @@ static MHD_RESULT queue_detailed(struct mh_http *http, struct MHD_Connection *co
     mh_registry_snapshot(reg, snap);
     enum mh_status status = MH_PASS;
     struct MHD_Response *r;
-    if (view == ROUTE_METRICS) {
+    if (view == MH_ROUTE_METRICS) {
         char *text = mh_metrics_render(snap, &http->counters, http->start_time);
         r = body_response(text, "text/plain; version=0.0.4; charset=utf-8");
     } else {
@@ -248,7 +194,7 @@ static MHD_RESULT queue_view(struct mh_http *http, struct MHD_Connection *conn, 
         return ret;
     }
     MHD_RESULT ret;
-    if (view == ROUTE_METRICS)
+    if (view == MH_ROUTE_METRICS)
         ret = respond(http, conn, label, MHD_HTTP_FORBIDDEN, http->forbidden);
     else
         ret = respond(http, conn, label, http->views[view].code, http->views[view].resp);
@@ -272,13 +218,8 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
         return MHD_YES;
     }
     enum mh_http_path label;
-    int view = route(url, &label);
-    /* Route 53's ResourcePath may carry a query: /healthcheck/region?role=standby. */
     const char *role = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "role");
-    if (view == MH_VIEW_REGION && role && strcmp(role, "standby") == 0) {
-        view = MH_VIEW_STANDBY;
-        label = MH_PATH_STANDBY;
-    }
+    int view = mh_route(url, role, &label);
     /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400. MHD 0.9.75 lets it through. */
     bool no_host = strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
                    !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
