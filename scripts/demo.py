@@ -12,6 +12,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 from svc_fpm import Fpm  # noqa: E402
+from svc_mariadb import MariaDB  # noqa: E402
 from svc_redis import RedisServer  # noqa: E402
 
 BINARY = os.path.join(HERE, "..", "build", "magento-healthd")
@@ -19,6 +20,14 @@ BINARY = os.path.join(HERE, "..", "build", "magento-healthd")
 
 def start_services(work, services):
     """Starts each service, records it in `services` for cleanup, returns [check.*] sections."""
+    print("starting a throwaway MariaDB ...", flush=True)
+    db = MariaDB(work, "mariadb")
+    services.append(db)
+    db.start()
+    pw_file = os.path.join(work, "mysql.pw")
+    with open(pw_file, "w") as f:
+        f.write("demo-only-password\n")
+    db.add_healthd_user("demo-only-password")
     print("starting a throwaway php-fpm pool ...", flush=True)
     fpm = Fpm(max_children=2, parent=work)
     services.append(fpm)
@@ -28,6 +37,11 @@ def start_services(work, services):
     services.append(redis)
     redis.start()
     return [f"""
+[check.db]
+type = mysql
+writer_region = demo-region
+interval = 1s
+{db.healthd_keys(pw_file)}
 [check.fpm]
 type = fpm
 socket = {fpm.socket}
@@ -38,7 +52,10 @@ interval = 2s
 type = redis
 role = session
 interval = 1s
-{redis.healthd_keys()}"""]
+{redis.healthd_keys()}"""], (
+        f'  mariadb -S {db.socket} -e "SET GLOBAL read_only=ON"   # database read-only: region fails\n'
+        f"  redis-cli -s {redis.socket} replicaof 127.0.0.1 1      # session store read-only\n"
+        f"  redis-cli -s {redis.socket} replicaof no one           # writable again\n")
 
 
 def main():
@@ -47,7 +64,7 @@ def main():
     services = []
     proc = None
     try:
-        checks = start_services(work, services)
+        checks, hints = start_services(work, services)
         checks.append(f"""
 [check.drain]
 type = drain
@@ -69,9 +86,7 @@ magento-healthd demo; config: {conf}
   curl -s http://127.0.0.1:{port}/healthcheck/region
   curl -s http://127.0.0.1:{port}/metrics
   touch {work}/drain      # drain the node; rm it to undrain
-  redis-cli -s {work}/redis/redis.sock replicaof 127.0.0.1 1   # Redis read-only: region fails
-  redis-cli -s {work}/redis/redis.sock replicaof no one        # writable again
-Ctrl-C to stop.
+{hints}Ctrl-C to stop.
 """, flush=True)
         proc = subprocess.Popen([BINARY, "-c", conf])
         proc.wait()
