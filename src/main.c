@@ -168,26 +168,28 @@ static void reload(struct daemon_state *d)
     if (!same_listen(&cfg->server, &mh_registry_config(d->reg)->server))
         mh_log(MH_LOG_WARNING, "reload: [server] listen changed; restart to apply it");
     struct mh_registry *fresh = mh_registry_new(cfg, log_transition, NULL);
-    if (fresh) {
-        mh_registry_adopt(fresh, d->reg);
-        mh_registry_set_on_change(fresh, on_results_changed, d);
-    }
-    if (!fresh || mh_workers_start(fresh, MH_WORKER_FOREVER) < 0) {
-        mh_log(MH_LOG_ERR, "reload failed: cannot start checks: %s", strerror(errno));
-        if (fresh) {
-            mh_registry_stop(fresh);
-            mh_registry_unref(fresh);
-        }
+    if (!fresh) {
+        mh_log(MH_LOG_ERR, "reload failed: out of memory; keeping the running configuration");
         sd_notify(0, "READY=1");
         return;
     }
+    /* Stop the old checks before the new ones start, so that a check never holds two
+     * connections to its dependency (the mysql check promises one). Probes keep being served
+     * the old results meanwhile; the new registry adopts them. */
+    struct mh_registry *old = d->reg;
+    mh_registry_stop(old);
+    if (!mh_registry_wait_workers(old, longest_timeout(mh_registry_config(old)) + 500))
+        mh_log(MH_LOG_WARNING, "reload: an old check is still stuck in a run");
+    mh_registry_adopt(fresh, old);
+    mh_registry_set_on_change(fresh, on_results_changed, d);
     if (d->shutting_down)
         mh_registry_set_shutting_down(fresh);
-    struct mh_registry *old = d->reg;
     d->reg = fresh;
     publish(d);
-    mh_registry_stop(old);
-    mh_registry_unref(old);
+    mh_registry_unref(old); /* frees the old checks and closes their connections */
+    if (mh_workers_start(fresh, MH_WORKER_FOREVER) < 0)
+        mh_log(MH_LOG_ERR, "reload: cannot start checks: %s; results will go stale",
+               strerror(errno));
     mh_log(MH_LOG_NOTICE, "reloaded %s: %d checks", d->config_path, cfg->n_checks);
     sd_notify(0, "READY=1");
 }

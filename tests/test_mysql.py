@@ -331,3 +331,31 @@ def test_tls_required_by_the_server(mariadb, healthd, pwfile, tmp_path):
     assert e["output"].startswith(("connect:", "auth:")), e
     e = h.check("/healthcheck", "wrongca:connectivity", status="fail", output_contains="connect:")
     assert "TLS" in e["output"] and "certificate" in e["output"], e
+
+
+def test_reload_never_holds_two_connections(mariadb, healthd, pwfile):
+    """SIGHUP stops the old check (and closes its connection) before the new one connects."""
+    import signal
+    db = mariadb()
+    add_check_user(db)
+    h = healthd(section("db", db, pwfile))
+    h.check("/healthcheck", "db:connectivity", status="pass")
+    most = [0]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            most[0] = max(most[0], db.connections_of("healthd"))
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        for i in range(5):
+            before = h.log().count("reloaded")
+            h.signal(signal.SIGHUP)
+            wait_until(lambda: h.log().count("reloaded") > before, 10, "the reload")
+            runs(h, "db:connectivity", 2)  # the new check connected and ran
+    finally:
+        stop.set()
+        sampler.join()
+    assert most[0] == 1, f"magento-healthd held {most[0]} connections during a reload"
+    assert h.get("/healthcheck").status == 200
