@@ -11,8 +11,11 @@
  *                 affects = `affects` (default node, region).
  *   writable      upserts this node's heartbeat row (only with write = yes, the default).
  *                 affects = `write_affects` (default region).
- *   lag           UTC_TIMESTAMP(6) minus the newest heartbeat written by `writer_region`, in ms,
- *                 as pt-heartbeat measures it (only when writer_region is set).
+ *   lag           UTC_TIMESTAMP(6) minus the newest heartbeat written by `writer_region` (or by
+ *                 any region, with writer_region = any), in ms, as pt-heartbeat measures it (only
+ *                 when writer_region is set). A database that is the writer is behind nobody:
+ *                 its lag is 0 whatever writer_region says, so a promoted region is not failed
+ *                 by its own stale setting.
  *                 affects = `lag_affects` (default region).
  * Facts: role (writer when @@innodb_read_only and @@read_only are both off), server, version,
  * read_only, connection_id, connects, and on Aurora aurora_replica_lag_ms /
@@ -34,7 +37,9 @@
  *   write_timeout = <timeout>    the heartbeat upsert
  *   write = yes                  report "writable" by upserting the heartbeat row
  *   write_affects = region
- *   writer_region = eu-west-1    report "lag" behind the heartbeats of this region
+ *   writer_region = eu-west-1    report "lag" behind the heartbeats of this region; "any": behind
+ *                                the newest heartbeat of any region. Only the writer can write
+ *                                heartbeats, so "any" follows failovers without a config change.
  *   lag_warn = 5s                lag from here on is warn ...
  *   lag_fail = 30s               ... and from here on fail. Lag includes up to one check interval
  *                                of the writer region, as with pt-heartbeat.
@@ -707,14 +712,26 @@ static void quote(MYSQL *m, const char *s, char *out, size_t len)
     out[2 + w] = '\0';
 }
 
+static bool writer_is_any(const struct mysql_conf *c)
+{
+    return strcmp(c->writer_region, "any") == 0;
+}
+
 static void report_lag_value(struct mysql_impl *im, double lag_ms, struct mh_run *out)
 {
     const struct mysql_conf *c = &im->conf;
     enum mh_status st = lag_ms >= (double)c->lag_fail   ? MH_FAIL
                         : lag_ms >= (double)c->lag_warn ? MH_WARN
                                                         : MH_PASS;
-    observe(im, out, im->i_lag, st, "lag: %.0f ms behind region %s (warn %lld ms, fail %lld ms)",
-            lag_ms, c->writer_region, (long long)c->lag_warn, (long long)c->lag_fail);
+    /* In plain words first: "replication lag 42.0 s > 5 s", then the detail. */
+    char verdict[64] = "";
+    if (st != MH_PASS)
+        snprintf(verdict, sizeof verdict, "replication lag %.1f s > %g s; ", lag_ms / 1000.0,
+                 (double)(st == MH_FAIL ? c->lag_fail : c->lag_warn) / 1000.0);
+    observe(im, out, im->i_lag, st, "lag: %s%.0f ms behind %s%s (warn %lld ms, fail %lld ms)",
+            verdict, lag_ms, writer_is_any(c) ? "the newest heartbeat" : "region ",
+            writer_is_any(c) ? "" : c->writer_region, (long long)c->lag_warn,
+            (long long)c->lag_fail);
     mh_observe_value(out, im->i_lag, lag_ms, "ms");
 }
 
@@ -725,10 +742,9 @@ static void measure_lag(struct mysql_impl *im, const struct timespec *deadline, 
     char table[160], region[2 * sizeof c->writer_region + 3], sql[SQL_MAX];
     table_name(c, table, sizeof table);
     quote(im->conn, c->writer_region, region, sizeof region);
-    snprintf(
-        sql, sizeof sql,
-        "SELECT TIMESTAMPDIFF(MICROSECOND, MAX(ts), UTC_TIMESTAMP(6)) FROM %s WHERE region = %s",
-        table, region);
+    snprintf(sql, sizeof sql,
+             "SELECT TIMESTAMPDIFF(MICROSECOND, MAX(ts), UTC_TIMESTAMP(6)) FROM %s%s%s", table,
+             writer_is_any(c) ? "" : " WHERE region = ", writer_is_any(c) ? "" : region);
     struct timespec dl, start;
     step_deadline(&dl, deadline, c->read_timeout);
     mh_now(&start);
@@ -823,7 +839,8 @@ static void write_heartbeat(struct mysql_impl *im, const struct probe *p,
                             const struct timespec *deadline, struct mh_run *out)
 {
     if (p->innodb_read_only || p->read_only) {
-        observe(im, out, im->i_write, MH_FAIL, "write: not writable (read-only): %s is ON",
+        observe(im, out, im->i_write, MH_FAIL,
+                "write: not writable (read-only): database is a read-only replica (%s is ON)",
                 p->innodb_read_only ? "innodb_read_only" : "read_only");
         return;
     }
@@ -955,7 +972,10 @@ static void mysql_run(struct mh_check *check, const struct timespec *run_deadlin
     if (im->i_lag >= 0 && (!im->conn || im->write_in_flight))
         observe(im, out, im->i_lag, MH_FAIL, "lag: not measured, %s",
                 im->conn ? "the heartbeat write is still blocked" : "the connection was lost");
-    else if (im->i_lag >= 0)
+    else if (im->i_lag >= 0 && !p.innodb_read_only && !p.read_only) {
+        observe(im, out, im->i_lag, MH_PASS, "lag: 0 ms, this database is the writer");
+        mh_observe_value(out, im->i_lag, 0, "ms");
+    } else if (im->i_lag >= 0)
         measure_lag(im, deadline, out);
     if (im->conn && !im->write_in_flight && mh_deadline_left(deadline) > 0)
         aurora_extras(im, deadline, out);

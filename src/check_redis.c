@@ -683,7 +683,12 @@ static void observe_write(struct redis_impl *r, const struct timespec *deadline,
         !is_numeric_address(r->conf.host))
         close_connection(r);
     redact(err, r->conf.password);
-    mh_observe(out, r->i_write, MH_FAIL, "%s", err);
+    /* Plain words first for the region's reason: "session store is read-only". */
+    if (strncmp(err, "write: READONLY", 15) == 0)
+        mh_observe(out, r->i_write, MH_FAIL, "write: %s is read-only (a replica): %s",
+                   r->conf.role == STORE_SESSION ? "session store" : "cache", err + 7);
+    else
+        mh_observe(out, r->i_write, MH_FAIL, "%s", err);
 }
 
 static void report_unreachable(struct redis_impl *r, const char *err, struct mh_run *out)

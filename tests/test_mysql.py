@@ -251,6 +251,7 @@ def test_replica_reports_reader_and_lag_until_replication_stops(mariadb, healthd
     replica.stop_replication()
     e = h.check("/healthcheck", "replica:lag", status="fail", output_contains="lag:", timeout=5)
     assert e["observedValue"] >= 1200
+    assert re.search(r"replication lag \d+\.\d s > 1\.2 s", e["output"]), e["output"]
     assert h.get("/healthcheck/region").status == 503
     replica.start_replication()
     h.check("/healthcheck", "replica:lag", status="pass", timeout=10)

@@ -210,7 +210,7 @@ def test_replica_is_read_only_for_sessions_and_fine_for_a_cache(healthd, redis_s
     h = healthd(section("redis_session", replica, "role = session\n") +
                 section("redis_page_cache", replica, "write = no\n"))
     e = h.check("/healthcheck", "redis_session:writable", status="fail",
-                output_contains="write: READONLY")
+                output_contains="write: session store is read-only (a replica): READONLY")
     assert e["affects"] == ["region"]
     conn = h.check("/healthcheck", "redis_session:connectivity", status="pass")
     assert conn["details"]["role"] == "reader" and conn["details"]["redis_role"] == "replica"
