@@ -144,3 +144,108 @@ def test_query_strings_and_encodings_are_harmless(healthd, tmp_path):
     assert h.get("/%68ealthcheck").status in (200, 404)
     assert h.get("/healthcheck#frag").status in (200, 404)
     assert h.proc.poll() is None
+
+
+# ---- secrets never leak --------------------------------------------------------------------
+
+def test_no_secret_reaches_a_body_the_log_or_check_output(healthd, tmp_path):
+    """Every failure mode with known secrets configured; then grep everything we can see."""
+    import signal
+    import subprocess
+    import threading
+
+    from harness import BINARY, run_check_mode
+    from svc_mariadb import MariaDBFactory
+    from svc_redis import RedisServer
+
+    secrets = {
+        "db": "Db-s3cret-4a8f1c",          # the right password for db_ok, wrong elsewhere
+        "db_wrong": "Db-wrong-9e2b7d",      # a wrong password the server never accepted
+        "redis": "Rd-s3cret-77c0e1",
+        "redis_env": "Rd-env-s3cret-51aa",
+        "token": "Tk-s3cret-d00d42",
+    }
+    for name, value in secrets.items():
+        (tmp_path / f"{name}.secret").write_text(value + "\n")
+    dbs = MariaDBFactory(str(tmp_path / "mariadb"))
+    servers = []
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        db = dbs.new()
+        db.add_healthd_user(secrets["db"])
+        db_ro = dbs.new()
+        db_ro.add_healthd_user(secrets["db"])
+        db_ro.set_read_only(True)
+        db_gone = dbs.new()
+        db_gone.add_healthd_user(secrets["db"])
+        redis = RedisServer(tmp_path / "redis", password=secrets["redis"]).start()
+        redis_gone = RedisServer(tmp_path / "redis2", password=secrets["redis"]).start()
+        servers += [redis, redis_gone]
+        fast = "interval = 200ms\ntimeout = 500ms\n"
+
+        def mysql(name, target, pw, extra=""):
+            where = (f"host = 127.0.0.1\nport = {target}\n" if isinstance(target, int)
+                     else f"host = {target.host}\nport = {target.port}\n")
+            return (f"[check.{name}]\ntype = mysql\n{where}user = healthd\n"
+                    f"password_file = {tmp_path}/{pw}.secret\n{fast}{extra}\n")
+
+        def rds(name, srv, pw="password_file = {d}/redis.secret", extra=""):
+            return (f"[check.{name}]\ntype = redis\n{srv.healthd_keys()}"
+                    f"{pw.format(d=tmp_path)}\n{fast}{extra}\n")
+
+        config = (mysql("db_ok", db, "db") + mysql("db_wrong", db, "db_wrong")
+                  + mysql("db_ro", db_ro, "db") + mysql("db_gone", db_gone, "db")
+                  + mysql("db_silent", silent.getsockname()[1], "db")
+                  + rds("redis_ok", redis, extra="role = session\n")
+                  + rds("redis_wrong", redis, pw="password_file = {d}/db.secret")
+                  + rds("redis_env", redis, pw="password_env = MH_REDIS_SECRET")
+                  + rds("redis_gone", redis_gone))
+        h = healthd(config, env={"MH_REDIS_SECRET": secrets["redis_env"]},
+                    server_extra=f"details_token_file = {tmp_path}/token.secret\n"
+                                 "details_from = 127.0.0.1/32\n")
+        db_gone.stop()
+        redis_gone.stop()
+        h.check("/healthcheck", "db_wrong:connectivity", status="fail", output_contains="auth")
+        h.check("/healthcheck", "redis_wrong:connectivity", status="fail")
+        h.check("/healthcheck", "db_gone:connectivity", status="fail")
+        h.check("/healthcheck", "redis_gone:connectivity", status="fail")
+        h.check("/healthcheck", "db_silent:connectivity", status="fail")
+        h.check("/healthcheck", "db_ro:writable", status="fail")
+        seen = []
+        for path in ["/healthcheck", "/healthcheck/region", "/healthcheck/region?role=standby",
+                     "/healthcheck/live", "/metrics"]:
+            seen.append(h.get(path).body)
+            for auth in [None, f"Bearer {secrets['token']}", f"Bearer {secrets['token']}x",
+                         f"Bearer {secrets['db']}"]:
+                headers = {"Authorization": auth} if auth else {}
+                from harness import http_get
+                seen.append(http_get(h.host, h.port, path, source="127.0.0.2",
+                                     headers=headers).body)
+        # A reload with a broken config, then one with an inline secret: both rejected.
+        with open(h.config_path, "a") as f:
+            f.write(f"\n[check.inline]\ntype = redis\npassword = {secrets['redis']}\n")
+        h.signal(signal.SIGHUP)
+        wait_until(lambda: "reload rejected" in h.log(), 5, "the rejected reload")
+        r = run_check_mode(h.config_path, env={"MH_REDIS_SECRET": secrets["redis_env"]})
+        seen += [r.stdout, r.stderr]
+        # --check on the config without the inline section: every failure mode again.
+        with open(h.config_path) as f:
+            text = f.read().split("\n[check.inline]")[0]
+        good = tmp_path / "good.conf"
+        good.write_text(text)
+        r = run_check_mode(str(good), env={"MH_REDIS_SECRET": secrets["redis_env"]})
+        assert r.returncode == 2 and "db_wrong:connectivity" in r.stdout
+        seen += [r.stdout, r.stderr]
+        h.stop()
+        seen.append(h.log())
+        everything = "\n".join(seen)
+        assert "auth" in everything and "READONLY" not in secrets.values()
+        for name, value in secrets.items():
+            assert value not in everything, f"the {name} secret leaked"
+    finally:
+        for s in servers:
+            s.stop()
+        dbs.stop_all()
+        silent.close()
