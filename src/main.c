@@ -225,11 +225,12 @@ static void notify_systemd(struct daemon_state *d)
             ok = ok && snap->checks[i].m[m].effective != MH_FAIL;
         passing += ok;
     }
-    free(snap);
     char status[200];
-    snprintf(status, sizeof status, "STATUS=node %s, region %s, %d/%d checks passing",
+    snprintf(status, sizeof status, "STATUS=node %s, region %s (%s), %d/%d checks passing",
              node.status == MH_FAIL ? "not ready" : "ready",
-             region.status == MH_FAIL ? "not ready" : "ready", passing, total);
+             region.status == MH_FAIL ? "not ready" : "ready", mh_region_role_name(snap), passing,
+             total);
+    free(snap);
     if (strcmp(status, d->last_status) != 0) {
         sd_notify(0, status);
         strcpy(d->last_status, status);

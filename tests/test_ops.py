@@ -297,3 +297,85 @@ def test_systemd_analyze_verify(tree, tmp_path):
             env=env, cwd=str(tmp_path))
     assert r.returncode == 0 and r.stderr == "" and r.stdout == "", \
         f"systemd-analyze verify (exit {r.returncode}):\n{r.stdout}{r.stderr}"
+
+
+# ---- the daemon's side of systemd: sd_notify and socket activation ----
+
+def _notify_socket(tmp_path):
+    import socket as socketlib
+    path = str(tmp_path / "notify.sock")
+    s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(0.05)
+    return s, path
+
+
+def test_sd_notify_ready_status_watchdog_reload_stopping(healthd, tmp_path):
+    import signal
+    import socket as socketlib
+    import time
+
+    from harness import wait_until
+    sock, path = _notify_socket(tmp_path)
+    messages = []
+
+    def drain():
+        while True:
+            try:
+                messages.append((time.monotonic(), sock.recv(4096).decode()))
+            except (socketlib.timeout, BlockingIOError):
+                return
+
+    h = healthd(f"[check.drain]\ntype = drain\nfile = {tmp_path}/drain\ninterval = 1500ms\n"
+                f"[check.disk]\ntype = disk\npath = {tmp_path}\ninterval = 1500ms\n",
+                env={"NOTIFY_SOCKET": path})
+
+    def has(text):
+        drain()
+        return any(text == m or m.startswith(text) for _, m in messages)
+    wait_until(lambda: has("READY=1"), 10, "READY=1")
+    # READY=1 comes only once every check has a first result: readiness is no longer "starting".
+    body = h.get("/healthcheck").json()
+    assert body.get("output") != "starting" and h.get("/healthcheck").status == 200
+    first_ready = next(t for t, m in messages if m == "READY=1")
+    assert not any(m == "READY=1" for t, m in messages if t < first_ready)
+    wait_until(lambda: has("STATUS=node ready, region ready (unknown), 2/2 checks passing"), 10,
+               "a STATUS= summary")
+    wait_until(lambda: sum(m == "WATCHDOG=1" for _, m in messages) >= 5, 10, "WATCHDOG=1 pings")
+    messages.clear()
+    h.signal(signal.SIGHUP)
+    wait_until(lambda: has("RELOADING=1") and has("READY=1"), 10, "RELOADING=1 then READY=1")
+    kinds = [m for _, m in messages if m in ("RELOADING=1", "READY=1")]
+    assert kinds[:2] == ["RELOADING=1", "READY=1"]
+    open(tmp_path / "drain", "w").close()
+    wait_until(lambda: has("STATUS=node not ready"), 10, "STATUS to follow a failure")
+    h.signal(signal.SIGTERM)
+    wait_until(lambda: has("STOPPING=1"), 10, "STOPPING=1")
+    sock.close()
+
+
+def test_socket_activation_uses_the_systemd_socket(tmp_path):
+    import signal
+    import socket as socketlib
+
+    from harness import BINARY, free_port, http_get, wait_until
+    port, ignored = free_port(), free_port()
+    conf = tmp_path / "act.conf"
+    conf.write_text(f"[server]\nlisten = 127.0.0.1:{ignored}\nshutdown_delay = 0s\n"
+                    f"[check.drain]\ntype = drain\nfile = {tmp_path}/drain\ninterval = 100ms\n")
+    log = open(tmp_path / "act.log", "wb")
+    proc = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{port}", BINARY, "-c",
+                             str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # The port is open before the daemon runs; the first connection starts it.
+        r = wait_until(lambda: http_get("127.0.0.1", port, "/healthcheck/live"), 10,
+                       "the activated daemon to answer")
+        assert r.status == 200
+        wait_until(lambda: b"listening socket(s) from systemd" in open(tmp_path / "act.log",
+                                                                       "rb").read(), 5, "log")
+        with pytest.raises(ConnectionRefusedError):
+            socketlib.create_connection(("127.0.0.1", ignored), timeout=1).close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        log.close()
