@@ -134,9 +134,8 @@ static enum mh_status check_path(const struct disk *d, const char *path, const c
     enum mh_status inodes =
         itotal > 0 ? grade(&d->inodes_warn, &d->inodes_fail, ifree, itotal) : MH_PASS;
     enum mh_status worst = space > inodes ? space : inodes;
-    int n = snprintf(out, outlen, "%s: %.1f%% free (%.1f GiB), inodes %.1f%% free", path,
-                     *free_pct, avail / (1024.0 * 1024 * 1024),
-                     itotal > 0 ? ifree * 100.0 / itotal : 100.0);
+    int n = snprintf(out, outlen, "%s: %.1f%% free (%.1f GiB), inodes %.1f%% free", path, *free_pct,
+                     avail / (1024.0 * 1024 * 1024), itotal > 0 ? ifree * 100.0 / itotal : 100.0);
     if (d->write_probe && n >= 0 && (size_t)n < outlen) {
         const char *stage;
         int err = write_probe(path, node, &stage);
@@ -174,7 +173,8 @@ static void disk_run(struct mh_check *check, const struct timespec *deadline, st
     double min_free = 100;
     for (int i = 0; i < d->n_paths; i++) {
         double pct = 0;
-        status[i] = check_path(d, d->paths[i], check->server->node, parts[i], sizeof parts[i], &pct);
+        status[i] =
+            check_path(d, d->paths[i], check->server->node, parts[i], sizeof parts[i], &pct);
         if (pct < min_free)
             min_free = pct;
         if (status[i] > status[worst])

@@ -59,8 +59,9 @@ char *mh_secret_read_file(const char *path, const char **why)
         return NULL;
     int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        *why = errno == ENOENT ? "file not found" : errno == EACCES ? "permission denied"
-                                                                    : "cannot open file";
+        *why = errno == ENOENT   ? "file not found"
+               : errno == EACCES ? "permission denied"
+                                 : "cannot open file";
         return NULL;
     }
     char *buf = calloc(1, SECRET_MAX + 1);

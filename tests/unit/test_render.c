@@ -258,7 +258,9 @@ static void test_public_region(void **state)
     set_meas(snap, 0, 0, MH_FAIL, "/: 1.0% free"); /* node only: no effect on the region */
     set_meas(snap, 1, 1, MH_WARN, "lag 12 s");
     struct rendered r = render(snap, MH_VIEW_REGION, false);
-    starts_with(r.body, "{\"status\":\"warn\",\"region\":\"eu-west-1\",\"role\":\"unknown\",\"node\":\"web-1\",");
+    starts_with(
+        r.body,
+        "{\"status\":\"warn\",\"region\":\"eu-west-1\",\"role\":\"unknown\",\"node\":\"web-1\",");
     assert_int_equal(r.status, MH_WARN);
     assert_int_equal(mh_render_http_code(r.status), 200);
     checks_are(&r, "db:connectivity", "db:lag", NULL);
@@ -374,7 +376,9 @@ static void test_detailed_reasons(void **state)
     struct mh_snapshot *snap = new_snapshot();
     set_meas(snap, 1, 0, MH_FAIL, "connection refused");
     struct rendered r = render(snap, MH_VIEW_REGION, true);
-    starts_with(r.body, "{\"status\":\"fail\",\"region\":\"eu-west-1\",\"role\":\"unknown\",\"node\":\"web-1\",");
+    starts_with(
+        r.body,
+        "{\"status\":\"fail\",\"region\":\"eu-west-1\",\"role\":\"unknown\",\"node\":\"web-1\",");
     assert_string_equal(str(r.root, "output"), "db:connectivity fail: connection refused");
     assert_string_equal(str(entry(r.root, "db:connectivity"), "output"), "connection refused");
     done(&r);
