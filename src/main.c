@@ -130,6 +130,8 @@ struct daemon_state {
     bool shutting_down;
     struct timespec shutdown_at;
     char last_status[200];
+    uint64_t status_generation; /* of the registry when STATUS= was last computed */
+    bool status_computed;
 };
 
 static void publish(struct daemon_state *d)
@@ -208,9 +210,12 @@ static void begin_shutdown(struct daemon_state *d, int sig)
     mh_deadline_in(&d->shutdown_at, delay);
 }
 
-static void notify_systemd(struct daemon_state *d)
+/* Sends STATUS= when the statuses changed. Called every tick, so it snapshots only then. */
+static void notify_status(struct daemon_state *d)
 {
-    sd_notify(0, "WATCHDOG=1");
+    uint64_t generation = mh_registry_generation(d->reg);
+    if (d->status_computed && generation == d->status_generation)
+        return;
     struct mh_snapshot *snap = malloc(sizeof *snap);
     if (!snap)
         return;
@@ -231,10 +236,18 @@ static void notify_systemd(struct daemon_state *d)
              region.status == MH_FAIL ? "not ready" : "ready", mh_region_role_name(snap), passing,
              total);
     free(snap);
+    d->status_generation = generation;
+    d->status_computed = true;
     if (strcmp(status, d->last_status) != 0) {
         sd_notify(0, status);
         strcpy(d->last_status, status);
     }
+}
+
+static void notify_systemd(struct daemon_state *d)
+{
+    sd_notify(0, "WATCHDOG=1");
+    notify_status(d);
     if (!d->ready_sent && mh_registry_all_reported(d->reg)) {
         sd_notify(0, "READY=1");
         d->ready_sent = true;

@@ -25,6 +25,21 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def terminate(proc, sig=signal.SIGTERM, timeout=10.0):
+    """Asks a process to stop with `sig`, then SIGKILLs it if it has not gone within `timeout`.
+    Returns its exit code; None-safe and idempotent."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def wait_until(predicate, timeout=10.0, what="condition", interval=0.02):
     """Polls predicate() until it returns a truthy value; fails the test after `timeout` s."""
     deadline = time.monotonic() + timeout

@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 import time
 
+from harness import terminate
+
 FPM_BINARY = os.environ.get("MH_PHP_FPM", "/usr/sbin/php-fpm8.2")
 
 SLOW_PHP = """<?php
@@ -199,13 +201,7 @@ class Fpm:
         for s in self._held:
             s.close()
         self._held = []
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     def cleanup(self):

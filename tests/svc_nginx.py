@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 
-from harness import free_port, wait_until
+from harness import free_port, terminate, wait_until
 import socket
 
 
@@ -52,10 +52,4 @@ http {{
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, signal.SIGQUIT)

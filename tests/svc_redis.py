@@ -19,7 +19,7 @@ import subprocess
 
 import redis
 
-from harness import free_port, wait_until
+from harness import free_port, terminate, wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/sbin/redis-server"
 
@@ -126,15 +126,9 @@ class RedisServer:
         """Stops the server (thawing it first: a stopped process cannot act on SIGTERM)."""
         if not self.proc:
             return
-        if self.proc.poll() is None:
-            if self.frozen:
-                self.thaw()
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc.poll() is None and self.frozen:
+            self.thaw()
+        terminate(self.proc)
         self.proc = None
 
     def freeze(self):
