@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,6 +317,10 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
 
 int main(int argc, char **argv)
 {
+    /* One malloc arena: every worker and HTTP thread would otherwise get one of its own. Our
+     * allocation rate is tiny (probes are served from prepared responses); bench/README.md
+     * measured about 0.6 MiB less RSS. */
+    mallopt(M_ARENA_MAX, 1);
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
         {"test-config", no_argument, NULL, 't'},  {"version", no_argument, NULL, 'V'},
