@@ -315,30 +315,26 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
     return rc;
 }
 
-int main(int argc, char **argv)
+/* Parses the command line. Returns -1 to go on, or the exit code (for --help, --version and
+ * usage errors). */
+static int parse_args(int argc, char **argv, const char **path, enum mode *mode)
 {
-    /* One malloc arena: every worker and HTTP thread would otherwise get one of its own. Our
-     * allocation rate is tiny (probes are served from prepared responses); bench/README.md
-     * measured about 0.6 MiB less RSS. */
-    mallopt(M_ARENA_MAX, 1);
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
         {"test-config", no_argument, NULL, 't'},  {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
-    const char *path = DEFAULT_CONFIG;
-    enum mode mode = MODE_RUN;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
-            path = optarg;
+            *path = optarg;
             break;
         case 'C':
-            mode = MODE_CHECK;
+            *mode = MODE_CHECK;
             break;
         case 't':
-            mode = MODE_TEST_CONFIG;
+            *mode = MODE_TEST_CONFIG;
             break;
         case 'V':
             printf("magento-healthd %s\n", MH_VERSION);
@@ -356,6 +352,20 @@ int main(int argc, char **argv)
         usage(stderr);
         return 64;
     }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    /* One malloc arena: every worker and HTTP thread would otherwise get one of its own. Our
+     * allocation rate is tiny (probes are served from prepared responses); bench/README.md
+     * measured about 0.6 MiB less RSS. */
+    mallopt(M_ARENA_MAX, 1);
+    const char *path = DEFAULT_CONFIG;
+    enum mode mode = MODE_RUN;
+    int exit_now = parse_args(argc, argv, &path, &mode);
+    if (exit_now >= 0)
+        return exit_now;
     /* Block the signals we handle before any thread exists, so every thread inherits the mask. */
     sigset_t signals;
     sigemptyset(&signals);
