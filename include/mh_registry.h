@@ -117,8 +117,14 @@ void mh_registry_snapshot(struct mh_registry *reg, struct mh_snapshot *snap);
 /* Asks every worker to stop and wakes them. On return the on_change callback is cleared and not
  * running. */
 void mh_registry_stop(struct mh_registry *reg);
-/* After mh_registry_stop(): waits up to `ms` for worker threads to drop their references, so a
- * clean exit frees everything. Returns false if some worker is still stuck in a run. */
+/* Worker threads announce themselves (with a reference held) so that stopping can wait for them.
+ * Called by mh_worker.c only. */
+void mh_registry_worker_started(struct mh_registry *reg);
+void mh_registry_worker_finished(struct mh_registry *reg);
+
+/* After mh_registry_stop(): waits up to `ms` for worker threads to finish, so that a reload never
+ * overlaps old and new checks and a clean exit frees everything. Returns false if some worker is
+ * still stuck in a run. */
 bool mh_registry_wait_workers(struct mh_registry *reg, mh_ms ms);
 
 /* Sleeps until `until` (CLOCK_MONOTONIC) or a stop. Returns false when asked to stop. */

@@ -109,6 +109,7 @@ struct mh_registry {
     mh_change_fn on_change;
     void *change_ctx;
     atomic_int refs;
+    atomic_int workers; /* worker threads that have not finished yet */
 
     /* `lock` guards every field below. Hold it only to copy state in or out: no I/O under it. */
     pthread_mutex_t lock;
@@ -134,6 +135,7 @@ struct mh_registry *mh_registry_new(struct mh_config *cfg, mh_transition_fn on_t
     reg->on_transition = on_transition;
     reg->ctx = ctx;
     atomic_init(&reg->refs, 1);
+    atomic_init(&reg->workers, 0);
     pthread_mutex_init(&reg->lock, NULL);
     pthread_mutex_init(&reg->change_lock, NULL);
     pthread_condattr_t attr;
@@ -338,12 +340,22 @@ void mh_registry_stop(struct mh_registry *reg)
     mh_registry_set_on_change(reg, NULL, NULL);
 }
 
+void mh_registry_worker_started(struct mh_registry *reg)
+{
+    atomic_fetch_add(&reg->workers, 1);
+}
+
+void mh_registry_worker_finished(struct mh_registry *reg)
+{
+    atomic_fetch_sub(&reg->workers, 1);
+}
+
 bool mh_registry_wait_workers(struct mh_registry *reg, mh_ms ms)
 {
     struct timespec deadline;
     mh_deadline_in(&deadline, ms);
-    /* Polling is fine here: it runs once, at exit. */
-    while (atomic_load(&reg->refs) > 1) {
+    /* Polling is fine here: it runs at exit and on reload only. */
+    while (atomic_load(&reg->workers) > 0) {
         if (mh_deadline_left(&deadline) <= 0)
             return false;
         nanosleep(&(struct timespec){0, 5000000}, NULL);

@@ -89,6 +89,7 @@ static void *worker_main(void *arg)
             break;
     }
 out:
+    mh_registry_worker_finished(w.reg);
     mh_registry_unref(w.reg);
     return NULL;
 }
@@ -113,9 +114,11 @@ int mh_workers_start(struct mh_registry *reg, enum mh_worker_mode mode)
         }
         *w = (struct worker){.reg = reg, .idx = i, .mode = mode};
         mh_registry_ref(reg);
+        mh_registry_worker_started(reg);
         pthread_t tid;
         rc = pthread_create(&tid, &attr, worker_main, w);
         if (rc != 0) {
+            mh_registry_worker_finished(reg);
             mh_registry_unref(reg);
             free(w);
         }

@@ -67,7 +67,13 @@ def test_slowloris_does_not_starve_probes(healthd, tmp_path):
         for s in held:
             s.close()
     # Once they go, descriptors are released and new connections are accepted.
-    wait_until(lambda: open_fds(h.proc.pid) <= baseline + 5, 10, "descriptors released")
+    try:
+        wait_until(lambda: open_fds(h.proc.pid) <= baseline + 5, 30, "descriptors released")
+    except AssertionError:
+        fds = sorted(os.readlink(f"/proc/{h.proc.pid}/fd/{fd}")
+                     for fd in os.listdir(f"/proc/{h.proc.pid}/fd"))
+        raise AssertionError(f"baseline {baseline}, now {len(fds)}: {fds[:20]} ... "
+                             f"{h.log()[-1500:]}")
     for _ in range(50):
         assert h.get("/healthcheck").status == 200
 
