@@ -360,3 +360,46 @@ def test_reload_never_holds_two_connections(mariadb, healthd, pwfile):
         sampler.join()
     assert most[0] == 1, f"magento-healthd held {most[0]} connections during a reload"
     assert h.get("/healthcheck").status == 200
+
+
+def test_probe_storm_adds_no_database_load(mariadb, healthd, pwfile):
+    """Thousands of probes cause no database query: queries per check run stay the same."""
+    from harness import http_get
+    db = mariadb()
+    add_check_user(db)
+    h = healthd(section("db", db, pwfile, "writer_region = any\n"),
+                server_extra="details_from = 127.0.0.1/32\n")
+    h.check("/healthcheck", "db:lag", status="pass")
+
+    def runs_total():
+        for line in h.get("/metrics").body.splitlines():
+            if line.startswith('magento_healthd_check_runs_total{check="db"'):
+                return int(line.split()[-1])
+        raise AssertionError("no runs_total for db")
+
+    def questions():  # each call is itself one question
+        return int(db.value("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                            "WHERE VARIABLE_NAME = 'QUESTIONS'"))
+
+    def window(probes):
+        r0, q0 = runs_total(), questions()
+        start = time.monotonic()
+        sent = 0
+        while sent < probes or runs_total() < r0 + 5:
+            if sent < probes:
+                # The public view, as the ALB gets it (127.0.0.2 is outside details_from).
+                assert http_get(h.host, h.port, "/healthcheck", source="127.0.0.2").status == 200
+                sent += 1
+            else:
+                time.sleep(0.01)
+            assert time.monotonic() - start < 60
+        r1, q1 = runs_total(), questions()
+        return (q1 - q0 - 1) / (r1 - r0), sent
+
+    idle_per_run, _ = window(0)
+    storm_per_run, sent = window(3000)
+    assert sent == 3000
+    # Per check run the daemon asks the same few questions, probes or not (one run may be in
+    # flight at either end of a window, hence the slack of one run's worth).
+    assert storm_per_run <= idle_per_run * 1.5 + 1, (idle_per_run, storm_per_run)
+    assert db.connections_of("healthd") == 1
