@@ -12,14 +12,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import harness  # noqa: E402
-from harness import Healthd, free_port, http_get, wait_until  # noqa: E402
+from harness import Healthd, free_port, http_get, terminate, wait_until  # noqa: E402
 import svc_fpm  # noqa: E402
 from svc_mariadb import MariaDBFactory  # noqa: E402
 from svc_nginx import Nginx  # noqa: E402
@@ -73,28 +72,6 @@ def ensure_binary(path):
     return path
 
 
-class Fpm(svc_fpm.Fpm):
-    """svc_fpm.Fpm, but with Debian's php.ini and conf.d (the tests run php-fpm with -n, which
-    loads no extension): the health script needs pdo_mysql and redis, and opcache is what
-    production runs."""
-
-    def start(self, timeout=10.0):
-        self.proc = subprocess.Popen([svc_fpm.FPM_BINARY, "-R", "-F", "-y", self.conf],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"php-fpm exited with {self.proc.returncode}: {self.log()}")
-            try:
-                if self.ready():
-                    return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"php-fpm not ready after {timeout}s: {self.log()}")
-            time.sleep(0.02)
-
-
 def check_php_extensions():
     out = subprocess.run(["php-fpm8.2", "-m"], capture_output=True, text=True).stdout.lower()
     missing = [m for m in ("pdo_mysql", "redis") if m not in out.split()]
@@ -125,7 +102,7 @@ class Stack:
         self.db.create_user(MAGENTO_USER, MAGENTO_PASSWORD, ["SELECT ON magento_healthd.*"])
         self.redis = RedisServer(os.path.join(self.dir, "redis"),
                                  extra={"maxclients": "10000", "tcp-backlog": "4096"}).start()
-        self.fpm = Fpm(max_children=self.fpm_children, status_listen=True,
+        self.fpm = svc_fpm.Fpm(php_ini=True, max_children=self.fpm_children, status_listen=True,
                        listen=f"127.0.0.1:{free_port()}", parent=self.dir)
         with open(os.path.join(self.fpm.docroot, "health_check.php"), "w") as f:
             f.write(HEALTH_CHECK_PHP.replace("@DBSOCK@", self.db.socket)
@@ -212,12 +189,7 @@ file = {self.dir}/drain
     def _stop_healthd(self):
         h = self.healthd
         if h and h.proc and h.proc.poll() is None:
-            h.proc.send_signal(signal.SIGTERM)
-            try:
-                h.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                h.proc.kill()
-                h.proc.wait()
+            terminate(h.proc, timeout=15)
             h.logf.close()
 
     def _stop_nginx(self):

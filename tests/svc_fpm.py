@@ -80,9 +80,12 @@ class Fpm:
     """One php-fpm master with one pool. All paths live in a fresh temp dir (short, for sun_path)."""
 
     def __init__(self, max_children=2, status_listen=True, ping_path="/ping",
-                 ping_response="pong", status_path="/status", listen=None, parent=None):
+                 ping_response="pong", status_path="/status", listen=None, parent=None,
+                 php_ini=False):
         """`listen` overrides the main socket (e.g. "127.0.0.1:PORT"); `parent` is the directory
-        to create the pool's own dir in (default: the system temp dir)."""
+        to create the pool's own dir in (default: the system temp dir). `php_ini` loads Debian's
+        php.ini and conf.d (extensions such as pdo_mysql); by default php-fpm runs with -n."""
+        self.php_ini = php_ini
         self.dir = tempfile.mkdtemp(prefix="mh-fpm-", dir=parent)
         self.docroot = os.path.join(self.dir, "www")
         os.mkdir(self.docroot)
@@ -133,7 +136,8 @@ class Fpm:
             return ""
 
     def start(self, timeout=10.0):
-        self.proc = subprocess.Popen([FPM_BINARY, "-R", "-F", "-n", "-y", self.conf],
+        no_ini = [] if self.php_ini else ["-n"]
+        self.proc = subprocess.Popen([FPM_BINARY, "-R", "-F"] + no_ini + ["-y", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
