@@ -7,7 +7,6 @@ Readiness is polled (a real ping over FastCGI) with a deadline, never slept for.
 """
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess

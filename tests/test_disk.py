@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from harness import wait_until
 
 IN_CI = os.environ.get("CI") == "true"
 requires_root = pytest.mark.skipif(os.geteuid() != 0 and not IN_CI, reason="mounting needs root")
@@ -30,7 +29,7 @@ def test_pass_reports_free_percentage(healthd, tmp_path):
 
 def test_thresholds_trip(healthd, tmp_path):
     h = healthd(disk_conf(tmp_path, "space_warn = 100%\nspace_fail = 0%"))
-    e = h.check("/healthcheck", "disk:free", status="warn")
+    h.check("/healthcheck", "disk:free", status="warn")
     assert h.get("/healthcheck").status == 200  # warn keeps the node in service
     h.stop()
     h = healthd(disk_conf(tmp_path, "space_fail = 100%"))

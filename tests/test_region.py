@@ -5,7 +5,7 @@ either magento-healthd.
 """
 import pytest
 
-from drill import Drill, INTERVAL_MS, TIMEOUT_MS
+from drill import Drill
 
 REGION, STANDBY = "/healthcheck/region", "/healthcheck/region?role=standby"
 

@@ -157,10 +157,7 @@ def test_query_strings_and_encodings_are_harmless(healthd, tmp_path):
 def test_no_secret_reaches_a_body_the_log_or_check_output(healthd, tmp_path):
     """Every failure mode with known secrets configured; then grep everything we can see."""
     import signal
-    import subprocess
-    import threading
-
-    from harness import BINARY, run_check_mode
+    from harness import run_check_mode
     from svc_mariadb import MariaDBFactory
     from svc_redis import RedisServer
 
