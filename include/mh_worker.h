@@ -8,8 +8,11 @@
 
 #include "mh_registry.h"
 
+/* The first run of a check comes after a random warm-up in [0, min(interval, this)). */
+#define MH_WARMUP_MAX_MS 5000
+
 enum mh_worker_mode {
-    MH_WORKER_FOREVER, /* random warm-up in [0, interval), then every interval until stopped */
+    MH_WORKER_FOREVER, /* random warm-up, then every interval until stopped */
     MH_WORKER_ONCE,    /* one run at once, then exit (for --check) */
 };
 

@@ -72,9 +72,11 @@ static void *worker_main(void *arg)
     struct timespec next;
     mh_now(&next);
     /* keepalived's warm-up: spread first runs so a fleet restarted together does not hit the
-     * shared database in lockstep, and keep the spread afterwards. */
+     * shared database in lockstep, and keep the spread afterwards. Capped, because readiness
+     * (and READY=1 to systemd, whose start timeout is 90 s) waits for every first result. */
     if (w.mode == MH_WORKER_FOREVER) {
-        add_ms(&next, random_below(check->interval));
+        add_ms(&next, random_below(check->interval < MH_WARMUP_MAX_MS ? check->interval
+                                                                      : MH_WARMUP_MAX_MS));
         if (!mh_registry_sleep_until(w.reg, &next))
             goto out;
     }

@@ -284,3 +284,10 @@ def test_listen_conflict_is_a_clear_error(healthd, tmp_path):
     r = subprocess.run([BINARY, "-c", h.config_path], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1
     assert "cannot listen" in r.stderr and "Address already in use" in r.stderr
+
+
+def test_long_interval_still_reports_within_the_warm_up_cap(healthd, tmp_path):
+    """The random warm-up is capped at 5 s: a check with a 60 s interval still reports (and
+    readiness leaves "starting") within seconds, not up to a minute later."""
+    h = healthd(f"[check.drain]\ntype = drain\nfile = {tmp_path}/drain\ninterval = 60s\n")
+    h.wait_status("/healthcheck", 200, timeout=8)
