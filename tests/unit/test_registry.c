@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fake_check.h"
 #include "mh_registry.h"
 
 #include <stdio.h>
@@ -172,19 +173,7 @@ static const struct mh_server_conf server = {.node = "web-1", .region = "eu"};
 static void make_check(struct mh_check *c, const char *name, int n, const char *const *meas,
                        const unsigned *affects)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    c->type = mh_check_type_find("drain");
-    c->server = &server;
-    c->interval = 2000;
-    c->timeout = 1000;
-    c->max_age = 6000;
-    c->rise = c->fall = 1;
-    for (int i = 0; i < n; i++) {
-        snprintf(c->meas[i].name, sizeof c->meas[i].name, "%s", meas[i]);
-        c->meas[i].affects = affects[i];
-    }
-    c->n_meas = n;
+    fake_check(c, name, mh_check_type_find("drain"), &server, n, meas, affects);
 }
 
 /* Three checks: disk:free (node), db:connectivity (node+region), db:lag (region),

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fake_check.h"
 #include "mh_render.h"
 
 #include <jansson.h>
@@ -34,19 +35,7 @@ static struct mh_check chk_disk, chk_db, chk_cron;
 static void make_check(struct mh_check *c, const char *name, const struct mh_check_type *type,
                        int n, const char *const *meas, const unsigned *affects)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    c->type = type;
-    c->server = &server;
-    c->interval = 2000;
-    c->timeout = 1000;
-    c->max_age = 6000;
-    c->rise = c->fall = 1;
-    for (int i = 0; i < n; i++) {
-        snprintf(c->meas[i].name, sizeof c->meas[i].name, "%s", meas[i]);
-        c->meas[i].affects = affects[i];
-    }
-    c->n_meas = n;
+    fake_check(c, name, type, &server, n, meas, affects);
 }
 
 static void set_meas(struct mh_snapshot *snap, int check, int m, enum mh_status s,
