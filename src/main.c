@@ -3,11 +3,13 @@
  * The main thread owns the lifecycle. All signals are blocked in every thread and taken here with
  * sigtimedwait(), so reload and shutdown run as ordinary code, not in a signal handler. Every
  * tick the loop marks stale results, re-renders the public bodies when a status changed, and talks
- * to systemd (READY, STATUS, WATCHDOG). */
+ * to systemd (READY, STATUS, and WATCHDOG when systemd asks for it) through mh_notify, which
+ * never blocks. */
 #include "mh_check.h"
 #include "mh_config.h"
 #include "mh_http.h"
 #include "mh_log.h"
+#include "mh_notify.h"
 #include "mh_registry.h"
 #include "mh_render.h"
 #include "mh_worker.h"
@@ -25,6 +27,8 @@
 
 #define DEFAULT_CONFIG "/etc/magento-healthd/magento-healthd.conf"
 #define TICK_MS        100
+/* At exit, how long STOPPING=1 and friends may take to reach systemd. */
+#define NOTIFY_FLUSH_MS 1000
 
 enum mode { MODE_RUN, MODE_CHECK, MODE_TEST_CONFIG };
 
@@ -127,6 +131,9 @@ struct daemon_state {
     const char *config_path;
     struct mh_registry *reg;
     struct mh_http *http;
+    struct mh_notify *notify;
+    mh_ms watchdog_ms;             /* 0: systemd asked for no watchdog */
+    struct timespec next_watchdog; /* when WATCHDOG=1 is due */
     bool ready_sent;
     bool shutting_down;
     struct timespec shutdown_at;
@@ -160,12 +167,12 @@ static bool same_listen(const struct mh_server_conf *a, const struct mh_server_c
 
 static void reload(struct daemon_state *d)
 {
-    sd_notify(0, "RELOADING=1");
+    mh_notify_post(d->notify, "RELOADING=1");
     char err[MH_CONFIG_ERROR_MAX];
     struct mh_config *cfg = mh_config_load(d->config_path, err, sizeof err);
     if (!cfg) {
         mh_log(MH_LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
-        sd_notify(0, "READY=1");
+        mh_notify_post(d->notify, "READY=1");
         return;
     }
     if (!same_listen(&cfg->server, &mh_registry_config(d->reg)->server))
@@ -173,7 +180,7 @@ static void reload(struct daemon_state *d)
     struct mh_registry *fresh = mh_registry_new(cfg, log_transition, NULL);
     if (!fresh) {
         mh_log(MH_LOG_ERR, "reload failed: out of memory; keeping the running configuration");
-        sd_notify(0, "READY=1");
+        mh_notify_post(d->notify, "READY=1");
         return;
     }
     /* Stop the old checks before the new ones start, so that a check never holds two
@@ -194,7 +201,7 @@ static void reload(struct daemon_state *d)
         mh_log(MH_LOG_ERR, "reload: cannot start checks: %s; results will go stale",
                strerror(errno));
     mh_log(MH_LOG_NOTICE, "reloaded %s: %d checks", d->config_path, cfg->n_checks);
-    sd_notify(0, "READY=1");
+    mh_notify_post(d->notify, "READY=1");
 }
 
 static void begin_shutdown(struct daemon_state *d, int sig)
@@ -205,7 +212,7 @@ static void begin_shutdown(struct daemon_state *d, int sig)
     mh_ms delay = mh_registry_config(d->reg)->server.shutdown_delay;
     mh_log(MH_LOG_NOTICE, "%s: readiness now fails; exiting in %lld ms", strsignal(sig),
            (long long)delay);
-    sd_notify(0, "STOPPING=1");
+    mh_notify_post(d->notify, "STOPPING=1");
     mh_registry_set_shutting_down(d->reg);
     publish(d);
     mh_deadline_in(&d->shutdown_at, delay);
@@ -240,17 +247,20 @@ static void notify_status(struct daemon_state *d)
     d->status_generation = generation;
     d->status_computed = true;
     if (strcmp(status, d->last_status) != 0) {
-        sd_notify(0, status);
+        mh_notify_post(d->notify, status);
         strcpy(d->last_status, status);
     }
 }
 
 static void notify_systemd(struct daemon_state *d)
 {
-    sd_notify(0, "WATCHDOG=1");
+    if (d->watchdog_ms > 0 && mh_deadline_left(&d->next_watchdog) <= 0) {
+        mh_notify_post(d->notify, "WATCHDOG=1");
+        mh_deadline_in(&d->next_watchdog, d->watchdog_ms);
+    }
     notify_status(d);
     if (!d->ready_sent && mh_registry_all_reported(d->reg)) {
-        sd_notify(0, "READY=1");
+        mh_notify_post(d->notify, "READY=1");
         d->ready_sent = true;
     }
 }
@@ -298,10 +308,13 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
         return 1;
     }
     mh_registry_set_on_change(d.reg, on_results_changed, &d);
+    d.notify = mh_notify_start();
+    d.watchdog_ms = mh_notify_watchdog_interval_ms();
     if (mh_workers_start(d.reg, MH_WORKER_FOREVER) < 0) {
         mh_log(MH_LOG_ERR, "cannot start checks: %s", strerror(errno));
         finish_registry(d.reg);
         mh_http_stop(d.http);
+        mh_notify_stop(d.notify, 0);
         return 1;
     }
     mh_log(MH_LOG_NOTICE, "magento-healthd %s: node %s, region %s, %d checks, config %s",
@@ -311,6 +324,10 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
     mh_registry_stop(d.reg); /* first: after it, no worker calls into d.http */
     mh_http_stop(d.http);
     finish_registry(d.reg);
+    if (mh_notify_dropped(d.notify) > 0)
+        mh_log(MH_LOG_WARNING, "%lu messages to systemd were dropped: it did not read them",
+               mh_notify_dropped(d.notify));
+    mh_notify_stop(d.notify, NOTIFY_FLUSH_MS);
     mh_log(MH_LOG_NOTICE, "stopped");
     return rc;
 }

@@ -328,7 +328,7 @@ def test_sd_notify_ready_status_watchdog_reload_stopping(healthd, tmp_path):
 
     h = healthd(f"[check.drain]\ntype = drain\nfile = {tmp_path}/drain\ninterval = 1500ms\n"
                 f"[check.disk]\ntype = disk\npath = {tmp_path}\ninterval = 1500ms\n",
-                env={"NOTIFY_SOCKET": path})
+                env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
 
     def has(text):
         drain()
@@ -342,6 +342,9 @@ def test_sd_notify_ready_status_watchdog_reload_stopping(healthd, tmp_path):
     wait_until(lambda: has("STATUS=node ready, region ready (unknown), 2/2 checks passing"), 10,
                "a STATUS= summary")
     wait_until(lambda: sum(m == "WATCHDOG=1" for _, m in messages) >= 5, 10, "WATCHDOG=1 pings")
+    # WatchdogSec=400ms: a ping every 200 ms, at half the interval, not on every 100 ms tick.
+    pings = [t for t, m in messages if m == "WATCHDOG=1"]
+    assert min(b - a for a, b in zip(pings, pings[1:])) > 0.12, pings
     messages.clear()
     h.signal(signal.SIGHUP)
     wait_until(lambda: has("RELOADING=1") and has("READY=1"), 10, "RELOADING=1 then READY=1")
@@ -351,6 +354,53 @@ def test_sd_notify_ready_status_watchdog_reload_stopping(healthd, tmp_path):
     wait_until(lambda: has("STATUS=node not ready"), 10, "STATUS to follow a failure")
     h.signal(signal.SIGTERM)
     wait_until(lambda: has("STOPPING=1"), 10, "STOPPING=1")
+    sock.close()
+
+
+def test_sd_notify_sends_no_watchdog_unless_asked(healthd, tmp_path):
+    from harness import wait_until
+    sock, path = _notify_socket(tmp_path)
+    messages = []
+
+    def received(prefix):
+        try:
+            while True:
+                messages.append(sock.recv(4096).decode())
+        except OSError:
+            pass
+        return any(m.startswith(prefix) for m in messages)
+    healthd(f"[check.drain]\ntype = drain\nfile = {tmp_path}/drain\ninterval = 100ms\n",
+            env={"NOTIFY_SOCKET": path})
+    wait_until(lambda: received("READY=1"), 10, "READY=1")
+    # Two status changes, each seen by a later 100 ms tick: a ping per tick would be here by now.
+    open(tmp_path / "drain", "w").close()
+    wait_until(lambda: received("STATUS=node not ready"), 10, "STATUS: draining")
+    os.unlink(tmp_path / "drain")
+    messages.clear()
+    wait_until(lambda: received("STATUS=node ready"), 10, "STATUS: ready again")
+    assert "WATCHDOG=1" not in messages, messages
+    sock.close()
+
+
+def test_sd_notify_socket_nobody_reads_does_not_block_shutdown(healthd, tmp_path):
+    """sd_notify() blocks once the manager's queue is full (10 datagrams here): the main loop must
+    not, or SIGTERM is never taken. The harness's stop() fails on a daemon that hangs or exits
+    non-zero."""
+    import signal
+    import time
+
+    from harness import wait_until
+    sock, path = _notify_socket(tmp_path)  # bound, never read
+    started = time.monotonic()
+    h = healthd(f"[check.drain]\ntype = drain\nfile = {tmp_path}/drain\ninterval = 100ms\n",
+                env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+    # Well over 10 + 16 messages: the kernel queue and ours are both full.
+    wait_until(lambda: h.get("/healthcheck").status == 200, 10, "ready")
+    wait_until(lambda: time.monotonic() > started + 4, 10, "4 s of pings")
+    h.signal(signal.SIGTERM)
+    wait_until(lambda: h.proc.poll() is not None, 10, "exit on SIGTERM")
+    assert h.proc.returncode == 0
+    assert "messages to systemd were dropped" in h.log()
     sock.close()
 
 
