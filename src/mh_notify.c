@@ -67,6 +67,8 @@ struct mh_notify *mh_notify_start(void)
     pthread_condattr_destroy(&attr);
     const char *socket = getenv("NOTIFY_SOCKET");
     n->enabled = socket && *socket && pthread_create(&n->sender, NULL, sender_main, n) == 0;
+    if (n->enabled)
+        pthread_setname_np(n->sender, "mh-notify"); /* for top -H, and for the tests */
     return n;
 }
 
