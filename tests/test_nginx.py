@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from harness import http_get
+from harness import http_get, wait_until
 from svc_nginx import Nginx
 
 SNIPPET = os.path.join(os.path.dirname(__file__), "..", "nginx", "magento-healthd.conf")
@@ -65,7 +65,11 @@ def test_probes_kept_out_of_access_log(stack):
     for _ in range(5):
         http_get("127.0.0.1", ngx.port, "/healthcheck")
     http_get("127.0.0.1", ngx.port, "/other-page")
-    with open(ngx.access_log) as f:
-        log = f.read()
-    assert "/other-page" in log  # the log works ...
+
+    def logged_other_page():
+        with open(ngx.access_log) as f:
+            log = f.read()
+        return log if "/other-page" in log else None
+    # nginx writes the log line after it sent the answer: poll. The log works ...
+    log = wait_until(logged_other_page, 5, "/other-page in the access log")
     assert "/healthcheck" not in log  # ... and probes stay out of it
