@@ -85,6 +85,15 @@ def http_get(host, port, path, method="GET", headers=None, timeout=5.0, source=N
         conn.close()
 
 
+def wait_http(host, port, path, status, source=None, timeout=10.0):
+    """Polls GET path until it answers `status`; returns that response. Use it for the public
+    view, which is re-rendered just after the detailed one changes."""
+    def ok():
+        r = http_get(host, port, path, source=source)
+        return r if r.status == status else None
+    return wait_until(ok, timeout, f"{path} -> {status} from {source or 'the default source'}")
+
+
 class Healthd:
     """A magento-healthd process with its own config file, port and log."""
 

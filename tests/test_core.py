@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import BINARY, http_get, run_check_mode, wait_until
+from harness import BINARY, WRAPPER, http_get, run_check_mode, wait_http, wait_until
 
 OUTSIDER = "127.0.0.2"  # a loopback address outside details_from = 127.0.0.1/32
 
@@ -77,16 +77,15 @@ def test_details_gated_by_cidr(healthd, tmp_path):
     h.wait_status("/healthcheck", 200)
     inside = h.get("/healthcheck").json()
     assert inside["checks"]["drain:drain"][0]["output"] == "not draining"
-    outside = http_get(h.host, h.port, "/healthcheck", source=OUTSIDER)
-    assert outside.status == 200
+    outside = wait_http(h.host, h.port, "/healthcheck", 200, source=OUTSIDER)
     assert outside.body.startswith('{"status":"pass"')
     assert outside.json()["checks"] == {"drain:drain": [{"status": "pass"}]}
     assert "output" not in outside.body and "not draining" not in outside.body
     # Failing: the outsider still learns only the statuses.
     open(tmp_path / "drain", "w").close()
     h.wait_status("/healthcheck", 503)
-    outside = http_get(h.host, h.port, "/healthcheck", source=OUTSIDER)
-    assert outside.status == 503 and outside.json()["checks"] == {"drain:drain": [{"status": "fail"}]}
+    outside = wait_http(h.host, h.port, "/healthcheck", 503, source=OUTSIDER)
+    assert outside.json()["checks"] == {"drain:drain": [{"status": "fail"}]}
     assert "draining" not in outside.body
 
 
@@ -137,8 +136,8 @@ def test_hysteresis_fall_and_rise(healthd, tmp_path):
         type = drain
         file = {tmp_path}/drain
         interval = 250ms
-        fall = 3
-        rise = 2
+        fall = 5
+        rise = 4
         """)
     h.wait_status("/healthcheck", 200)
 
@@ -146,13 +145,13 @@ def test_hysteresis_fall_and_rise(healthd, tmp_path):
         return h.get("/healthcheck").json()["checks"]["drain:drain"][0]
 
     open(tmp_path / "drain", "w").close()
-    # fall = 3: the first failing runs are seen (output) while the status still holds at pass.
+    # fall = 5: the first failing runs are seen (output) while the status still holds at pass.
     held = wait_until(lambda: (e := entry())["output"].startswith("draining") and
                       e["status"] == "pass" and e, 5, "a failing run held at pass")
     assert held
     h.wait_status("/healthcheck", 503)
     os.unlink(tmp_path / "drain")
-    # rise = 2: the first passing run is seen while the status still holds at fail.
+    # rise = 4: the first passing runs are seen while the status still holds at fail.
     wait_until(lambda: (e := entry())["output"] == "not draining" and e["status"] == "fail", 5,
                "a passing run held at fail")
     h.wait_status("/healthcheck", 200)
@@ -171,7 +170,8 @@ def test_sigterm_fails_readiness_then_exits_after_delay(healthd, tmp_path):
     rc = h.proc.wait(10)
     elapsed = time.monotonic() - t0
     assert rc == 0
-    assert 1.4 <= elapsed < 5.0, elapsed
+    # valgrind's leak check at exit takes a while of its own.
+    assert 1.4 <= elapsed < (5.0 if not WRAPPER else 15.0), elapsed
 
 
 def test_sighup_reload_good_and_bad(healthd, tmp_path):

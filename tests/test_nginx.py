@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from harness import http_get, wait_until
+from harness import http_get, wait_http, wait_until
 from svc_nginx import Nginx
 
 SNIPPET = os.path.join(os.path.dirname(__file__), "..", "nginx", "magento-healthd.conf")
@@ -24,14 +24,13 @@ def test_probes_through_nginx(stack, tmp_path):
     h, ngx = stack
     h.wait_status("/healthcheck", 200)
     for path in ["/healthcheck", "/healthcheck/node", "/healthcheck/region", "/healthcheck/live"]:
-        r = http_get("127.0.0.1", ngx.port, path, source="127.0.0.2")
-        assert r.status == 200, (path, r)
+        r = wait_http("127.0.0.1", ngx.port, path, 200, source="127.0.0.2")
         assert r.body.startswith('{"status":"pass"')
         assert r.headers["content-type"] == "application/health+json"
     open(tmp_path / "drain", "w").close()
     h.wait_status("/healthcheck", 503)
-    r = http_get("127.0.0.1", ngx.port, "/healthcheck", source="127.0.0.2")
-    assert r.status == 503 and r.body.startswith('{"status":"fail"')
+    r = wait_http("127.0.0.1", ngx.port, "/healthcheck", 503, source="127.0.0.2")
+    assert r.body.startswith('{"status":"fail"')
     assert http_get("127.0.0.1", ngx.port, "/healthcheck/live").status == 200
     assert http_get("127.0.0.1", ngx.port, "/healthcheck/nope").status == 404
     assert http_get("127.0.0.1", ngx.port, "/healthcheck", method="POST").status == 405
@@ -45,7 +44,7 @@ def test_details_not_leaked_through_nginx(stack, tmp_path):
     open(tmp_path / "drain", "w").close()
     h.wait_status("/healthcheck", 503)
     # nginx reaches the daemon from 127.0.0.1, inside details_from; the client is not.
-    outsider = http_get("127.0.0.1", ngx.port, "/healthcheck", source="127.0.0.2")
+    outsider = wait_http("127.0.0.1", ngx.port, "/healthcheck", 503, source="127.0.0.2")
     assert outsider.json()["checks"] == {"drain:drain": [{"status": "fail"}]}
     assert "draining" not in outsider.body
     # A forged header does not help: nginx overwrites it with the real address.

@@ -424,6 +424,8 @@ def test_socket_activation_uses_the_systemd_socket(tmp_path):
 
     from harness import BINARY, free_port, http_get, wait_until
     port, ignored = free_port(), free_port()
+    while ignored == port:
+        ignored = free_port()
     conf = tmp_path / "act.conf"
     conf.write_text(f"[server]\nlisten = 127.0.0.1:{ignored}\nshutdown_delay = 0s\n"
                     f"[check.drain]\ntype = drain\nfile = {tmp_path}/drain\ninterval = 100ms\n")

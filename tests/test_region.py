@@ -59,12 +59,11 @@ def test_failover_drill(drill):
 
 
 def test_public_region_body_is_short_and_starts_with_status_region_role(drill):
-    from harness import http_get
+    from harness import wait_http
     a = drill.a
     drill.wait_for(a, REGION, 200, role="primary", deadline=15)
     # A client outside details_from gets statuses only; the status, region and role lead.
-    r = http_get(a.healthd.host, a.healthd.port, REGION, source="127.0.0.2")
-    assert r.status == 200
+    r = wait_http(a.healthd.host, a.healthd.port, REGION, 200, source="127.0.0.2")
     assert r.body.startswith('{"status":"pass","region":"us-east-1","role":"primary"')
     assert len(r.body) < 5120
     assert "output" not in r.body
