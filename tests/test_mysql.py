@@ -4,6 +4,7 @@ Each test starts its own server(s) on a private datadir, socket and free port (s
 real magento-healthd. The check logs in as a dedicated user "healthd" that has only the grants
 README documents, so its server-side connections can be counted in the processlist.
 """
+import os
 import re
 import socket
 import threading
@@ -335,6 +336,27 @@ def test_tls_required_by_the_server(mariadb, healthd, pwfile, tmp_path):
     assert "TLS" in e["output"] and "certificate" in e["output"], e
 
 
+def tcp_connections_to(pid, port):
+    """How many TCP sockets process `pid` has open to `port`, counted on the client side: the
+    server may list a closed session for a moment after the client has sent its QUIT."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                    count += 1
+    return count
+
+
 def test_reload_never_holds_two_connections(mariadb, healthd, pwfile):
     """SIGHUP stops the old check (and closes its connection) before the new one connects."""
     import signal
@@ -342,12 +364,13 @@ def test_reload_never_holds_two_connections(mariadb, healthd, pwfile):
     add_check_user(db)
     h = healthd(section("db", db, pwfile))
     h.check("/healthcheck", "db:connectivity", status="pass")
+    assert tcp_connections_to(h.proc.pid, db.port) == 1
     most = [0]
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
-            most[0] = max(most[0], db.connections_of("healthd"))
+            most[0] = max(most[0], tcp_connections_to(h.proc.pid, db.port))
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
