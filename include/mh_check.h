@@ -20,6 +20,7 @@
 #include "mh_config.h"
 #include "mh_types.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #define MH_NAME_MAX         64
@@ -118,6 +119,8 @@ mh_ms mh_deadline_left(const struct timespec *deadline);
 /* Monotonic now, and a deadline `ms` from now. */
 void mh_now(struct timespec *ts);
 void mh_deadline_in(struct timespec *deadline, mh_ms ms);
+/* Initialises a condition variable whose pthread_cond_timedwait() takes these deadlines. */
+void mh_cond_init_monotonic(pthread_cond_t *cond);
 /* Milliseconds (fractional) elapsed since `start` (CLOCK_MONOTONIC). */
 double mh_ms_since(const struct timespec *start);
 

@@ -87,6 +87,15 @@ void mh_deadline_in(struct timespec *deadline, mh_ms ms)
     }
 }
 
+void mh_cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 double mh_ms_since(const struct timespec *start)
 {
     struct timespec now;

@@ -4,6 +4,7 @@
  * signals. Why a queue and not "latest state": RELOADING=1 must reach systemd before the READY=1
  * that ends the reload, so order matters and nothing is coalesced. */
 #include "mh_notify.h"
+#include "mh_check.h" /* deadlines */
 
 #include <errno.h>
 #include <pthread.h>
@@ -60,11 +61,7 @@ struct mh_notify *mh_notify_start(void)
         return &out_of_memory;
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->wake, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&n->drained, &attr);
-    pthread_condattr_destroy(&attr);
+    mh_cond_init_monotonic(&n->drained);
     const char *socket = getenv("NOTIFY_SOCKET");
     n->enabled = socket && *socket && pthread_create(&n->sender, NULL, sender_main, n) == 0;
     if (n->enabled)
@@ -114,13 +111,7 @@ unsigned long mh_notify_dropped(struct mh_notify *n)
 static bool wait_flushed_locked(struct mh_notify *n, int ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    mh_deadline_in(&until, ms);
     while (n->count > 0 || n->sending)
         if (pthread_cond_timedwait(&n->drained, &n->lock, &until) == ETIMEDOUT)
             return n->count == 0 && !n->sending;

@@ -138,11 +138,7 @@ struct mh_registry *mh_registry_new(struct mh_config *cfg, mh_transition_fn on_t
     atomic_init(&reg->workers, 0);
     pthread_mutex_init(&reg->lock, NULL);
     pthread_mutex_init(&reg->change_lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&reg->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    mh_cond_init_monotonic(&reg->wake);
     return reg;
 }
 
