@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -119,6 +120,20 @@ static bool in_networks(const struct mh_cidr *nets, int n, const struct sockaddr
     return false;
 }
 
+/* MHD iterator (headers in the order received): keeps the last X-Forwarded-For line. RFC 9110
+ * 5.3 makes repeated lines one comma-separated list, and HAProxy's `option forwardfor` appends
+ * a line of its own; the last element of that list always lies in the last line, so the last
+ * line is all mh_forwarded_for_last needs. One pass, no copy: the request memory limit bounds
+ * the headers. */
+static MHD_RESULT keep_last_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
+{
+    (void)kind;
+    if (key && strcasecmp(key, "X-Forwarded-For") == 0)
+        *(const char **)cls = value ? value : "";
+    return MHD_YES;
+}
+
 /* Who is asking: the peer, unless the peer is a trusted proxy (the local nginx) that names the
  * real client in X-Forwarded-For. A proxied request whose header cannot be parsed is nobody:
  * it must not inherit the proxy's loopback trust. */
@@ -130,7 +145,8 @@ static const struct sockaddr *client_address(struct MHD_Connection *conn,
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci)
         return NULL;
-    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    const char *xff = NULL;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, keep_last_forwarded_for, &xff);
     if (!xff || !in_networks(sv->trusted_proxies, sv->n_trusted_proxies, ci->client_addr))
         return ci->client_addr;
     return mh_forwarded_for_last(xff, storage) ? (const struct sockaddr *)storage : NULL;

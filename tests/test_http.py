@@ -1,7 +1,7 @@
 """HTTP layer: /metrics (validated with promtool), its gating, and X-Forwarded-For trust."""
 import shutil
+import socket
 import subprocess
-
 
 from harness import http_get
 
@@ -77,3 +77,37 @@ def test_forwarded_for_trusted_only_from_trusted_proxies(healthd, tmp_path):
     r = http_get(h.host, h.port, "/healthcheck", source=OUTSIDER,
                  headers={"X-Forwarded-For": "127.0.0.1"})
     assert "output" not in r.body
+
+
+def raw_get(port, path, header_lines, timeout=5.0):
+    """GET with header lines sent verbatim, repeats included, from 127.0.0.1; returns (status,
+    body). The server closes after answering (Connection: close), so read to EOF."""
+    head = "".join(line + "\r\n" for line in header_lines)
+    req = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{head}\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                  source_address=("127.0.0.1", 0)) as s:
+        s.sendall(req.encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.decode("utf-8", "replace").partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_forwarded_for_repeated_lines_last_address_wins(healthd, tmp_path):
+    # RFC 9110 5.3: repeated lines are one list; HAProxy's `option forwardfor` appends a line.
+    h = healthd(conf(tmp_path), server_extra="details_from = 127.0.0.1/32\n"
+                                             "trusted_proxies = 127.0.0.1/32\n")
+    h.wait_status("/healthcheck", 200)
+    xff = "X-Forwarded-For: "
+    # The proxy's own line names an outsider: the public view, and /metrics refused.
+    lines = [xff + "127.0.0.1", xff + "203.0.113.7"]
+    status, body = raw_get(h.port, "/healthcheck", lines)
+    assert status == 200 and "output" not in body
+    assert raw_get(h.port, "/metrics", lines)[0] == 403
+    # The same rule the other way round: the last line names an insider.
+    status, body = raw_get(h.port, "/healthcheck", [xff + "203.0.113.7", xff + "127.0.0.1"])
+    assert status == 200 and "output" in body
+    # An empty last line leaves the combined list ending in an empty element: nobody.
+    status, body = raw_get(h.port, "/healthcheck", [xff + "127.0.0.1", xff])
+    assert status == 200 and "output" not in body
