@@ -37,6 +37,11 @@ struct mh_observation {
     bool has_value;
     double value;
     const char *unit; /* static string: "ms", "%", "s", ...; NULL when has_value is false */
+    /* CLOCK_MONOTONIC time the answer behind this observation arrived; {0,0} while unanswered.
+     * mh_observe() stamps "now"; a type that judges an answer later re-stamps it with
+     * mh_observe_answered_at(). A run that overruns its deadline keeps every observation answered
+     * by the deadline (see mh_worker.c). */
+    struct timespec answered;
 };
 
 /* A key/value shown in the detailed view of the check, e.g. role=writer, version=10.11.6. */
@@ -89,8 +94,18 @@ struct mh_check {
     bool affects_set; /* true when the section wrote `affects =` itself */
     struct mh_measurement meas[MH_MEASUREMENTS_MAX];
     int n_meas;
+    /* Set by the loader over everything that decides what the check does (see
+     * mh_check_same_settings()); 0 for a check built by hand. */
+    uint64_t settings_hash;
     void *impl;
 };
+
+/* True when `a` and `b` (from two loads of the configuration) are the same check with the same
+ * settings: name, type, every line of the section in order, the secrets those lines resolved
+ * (compared by hash; the file or variable may have changed behind the same name), the effective
+ * interval, timeout, max_age, rise, fall and affects, and the [server] node and magento_root. Only
+ * then may a reload carry a result over. */
+bool mh_check_same_settings(const struct mh_check *a, const struct mh_check *b);
 
 /* Declares a measurement from create(). Returns its index for mh_observe(), or -1 when there
  * are too many (a programming error). A measurement that affects the region also counts for
@@ -102,19 +117,28 @@ int mh_check_declare(struct mh_check *check, const char *measurement, unsigned a
 int mh_check_declare_write(struct mh_check *check, const char *measurement, unsigned affects);
 
 /* Sets measurement `i` of `run` to `status` with a printf-style one-line output. Newlines and
- * control characters are replaced, long text is cut. */
+ * control characters become spaces, bytes that are not UTF-8 become U+FFFD (see mh_utf8.h), and
+ * long text is cut between characters. */
 void mh_observe(struct mh_run *run, int i, enum mh_status status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Records that the answer behind measurement `i` arrived at `at` (CLOCK_MONOTONIC), for a type
+ * that judges an answer after later steps of the same run. Call it after mh_observe(). */
+void mh_observe_answered_at(struct mh_run *run, int i, const struct timespec *at);
 
 /* Attaches an observed value and its unit to measurement `i`. */
 void mh_observe_value(struct mh_run *run, int i, double value, const char *unit);
 
-/* Adds a fact for the detailed view. Silently ignored past MH_FACTS_MAX. */
+/* Adds a fact for the detailed view, cleaned as mh_observe() cleans output. Silently ignored past
+ * MH_FACTS_MAX. */
 void mh_run_fact(struct mh_run *run, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Milliseconds left until `deadline` (CLOCK_MONOTONIC), never below 0. */
 mh_ms mh_deadline_left(const struct timespec *deadline);
+
+/* Adds `ms` (>= 0) to `t`. */
+void mh_timespec_add_ms(struct timespec *t, mh_ms ms);
 
 /* Monotonic now, and a deadline `ms` from now. */
 void mh_now(struct timespec *ts);

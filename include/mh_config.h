@@ -3,8 +3,10 @@
  * The file is read with inih. [server] is parsed here; each [check.NAME] section is collected as
  * key/value lines and handed to its check type's create(), which takes the keys it knows through
  * the mh_section_* helpers below. A key nobody took is reported as unknown. Every error names the
- * file, the line and the key. Secrets are read from files or the environment, never from the INI
- * itself, and never appear in an error. */
+ * file, the line and the key. A key may be given once, except the [server] lists (listen,
+ * details_from, trusted_proxies): inih reads at most 198 characters a line, so a list may be given
+ * on repeated lines and indented continuation lines, each adding its items. Secrets are read from
+ * files or the environment, never from the INI itself, and never appear in an error. */
 #ifndef MH_CONFIG_H
 #define MH_CONFIG_H
 
@@ -13,7 +15,7 @@
 
 #define MH_DEFAULT_PORT     8642
 #define MH_MAX_LISTEN       8
-#define MH_MAX_DETAILS_FROM 32
+#define MH_MAX_DETAILS_FROM 32 /* networks in details_from, and in trusted_proxies */
 #define MH_MAX_CHECKS       64
 #define MH_CONFIG_ERROR_MAX 512
 

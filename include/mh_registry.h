@@ -6,7 +6,9 @@
  *
  * Ownership: mh_registry_new() takes the config. The registry is reference counted because worker
  * threads of a replaced configuration may still be finishing a run (or stuck in one) after a
- * reload: each worker holds a reference, and the last mh_registry_unref() frees config and checks.
+ * reload: each worker holds a reference, and the last unref frees config and checks. Threads that
+ * must never wait (the main loop, HTTP handlers) drop theirs with mh_registry_release(), which
+ * leaves the freeing - closing connections, giving up DNS lookups - to a reaper thread.
  */
 #ifndef MH_REGISTRY_H
 #define MH_REGISTRY_H
@@ -25,6 +27,9 @@ struct mh_meas_state {
     unsigned consecutive_pass;
     uint64_t transitions;
     struct mh_observation last; /* the latest run's observation */
+    /* While `stale`: why, e.g. "no result for 7.0 s (max_age 6.0 s)" or, with no result at all,
+     * "no result after 3 s (first run still running)". */
+    char stale_reason[96];
 };
 
 /* Feeds one raw observation. Returns true when `effective` changed. */
@@ -76,7 +81,10 @@ struct mh_registry;
 struct mh_registry *mh_registry_new(struct mh_config *cfg, mh_transition_fn on_transition,
                                     void *ctx);
 void mh_registry_ref(struct mh_registry *reg);
+/* Drops a reference; the last one frees here, which may wait (closing connections). */
 void mh_registry_unref(struct mh_registry *reg);
+/* Drops a reference without ever waiting: the last one is freed on a reaper thread. */
+void mh_registry_release(struct mh_registry *reg);
 
 const struct mh_config *mh_registry_config(const struct mh_registry *reg);
 
@@ -86,16 +94,22 @@ const struct mh_config *mh_registry_config(const struct mh_registry *reg);
 typedef void (*mh_change_fn)(void *ctx);
 void mh_registry_set_on_change(struct mh_registry *reg, mh_change_fn on_change, void *ctx);
 
-/* Carries results over from `old` for every check of `reg` with the same name, type and
- * measurements, so a reload does not send readiness back to "starting". Call before workers
- * start on `reg`. */
+/* Carries results over from `old` for every check of `reg` with the same name and the same
+ * settings (mh_check_same_settings), so a reload does not send readiness back to "starting"
+ * while a changed check starts afresh. Call before workers start on `reg`. */
 void mh_registry_adopt(struct mh_registry *reg, struct mh_registry *old);
+
+/* For a reload: adopts results from `old` and makes each check of `reg` the successor of the
+ * check of `old` with the same name, whose worker must finish before the new one runs (so a check
+ * never holds two connections to its dependency). Nothing here waits; `old` must be stopped. */
+void mh_registry_succeed(struct mh_registry *reg, struct mh_registry *old);
 
 /* Records the result of one run of check `idx`. */
 void mh_registry_post(struct mh_registry *reg, int idx, const struct mh_run *run,
                       double duration_ms);
 
-/* Marks results older than their max_age stale. Returns true when anything changed. */
+/* Marks results older than their max_age stale, and a check with no result at all `max_age`
+ * after it started as failed ("first run still running"). Returns true when anything changed. */
 bool mh_registry_refresh(struct mh_registry *reg);
 
 /* Readiness fails with "shutting down" from now on. */
@@ -115,17 +129,25 @@ void mh_registry_snapshot(struct mh_registry *reg, struct mh_snapshot *snap);
 
 /* ---- for mh_worker.c ---- */
 /* Asks every worker to stop and wakes them. On return the on_change callback is cleared and not
- * running. */
+ * running. Never waits for a run. */
 void mh_registry_stop(struct mh_registry *reg);
 /* Worker threads announce themselves (with a reference held) so that stopping can wait for them.
  * Called by mh_worker.c only. */
-void mh_registry_worker_started(struct mh_registry *reg);
-void mh_registry_worker_finished(struct mh_registry *reg);
+void mh_registry_worker_started(struct mh_registry *reg, int idx);
+void mh_registry_worker_finished(struct mh_registry *reg, int idx);
 
-/* After mh_registry_stop(): waits up to `ms` for worker threads to finish, so that a reload never
- * overlaps old and new checks and a clean exit frees everything. Returns false if some worker is
- * still stuck in a run. */
+/* After mh_registry_stop(): waits up to `ms` for worker threads to finish, so that a clean exit
+ * frees everything. Returns false if some worker is still in a run. */
 bool mh_registry_wait_workers(struct mh_registry *reg, mh_ms ms);
+
+/* Called by the worker of check `idx` before its first run. When the check succeeds one of an
+ * old registry (mh_registry_succeed), waits - on this worker thread, bounded by the old check's
+ * timeout plus MH_HANDOVER_GRACE_MS - for the old worker to finish, takes over its latest result
+ * if the settings are unchanged, and sets `*next_run` to keep the old cadence. Returns false when
+ * there was no predecessor (the worker then warms up as on a start). */
+bool mh_registry_take_over(struct mh_registry *reg, int idx, struct timespec *next_run);
+
+#define MH_HANDOVER_GRACE_MS 1000
 
 /* Sleeps until `until` (CLOCK_MONOTONIC) or a stop. Returns false when asked to stop. */
 bool mh_registry_sleep_until(struct mh_registry *reg, const struct timespec *until);

@@ -350,6 +350,7 @@ static void quote_body(const char *body, size_t len, char *buf, size_t buflen)
 struct status_result {
     bool ok;
     struct mh_fpm_status st;
+    struct timespec answered; /* when the status page arrived; it is judged after the ping */
 };
 
 static void fetch_status(struct fpm_check *f, const struct timespec *deadline, struct mh_run *out,
@@ -382,6 +383,7 @@ static void fetch_status(struct fpm_check *f, const struct timespec *deadline, s
     if (!f->has_status_socket)
         mh_fpm_status_discount_self(&res->st);
     res->ok = true;
+    mh_now(&res->answered);
 }
 
 static void status_facts(struct mh_run *out, const struct mh_fpm_status *st)
@@ -464,8 +466,11 @@ static void fpm_run(struct mh_check *check, const struct timespec *deadline, str
         ping_waited = run_ping(f, deadline, out);
     /* Judged after the ping: on a unix socket php-fpm reports no listen queue, and a ping that
      * waited until the deadline is the evidence that requests queue. */
-    if (res.ok)
+    if (res.ok) {
         judge_status(f, &res, ping_waited, out);
+        /* The page answered in time even if the ping then ran to the deadline. */
+        mh_observe_answered_at(out, f->m_status, &res.answered);
+    }
 }
 
 const struct mh_check_type mh_check_fpm = {

@@ -78,6 +78,8 @@
  * write that outlives the run stays in flight on the single connection and is finished at the
  * start of the next run (connectivity warns meanwhile); one blocked far longer is abandoned. */
 #include "mh_check.h"
+#include "mh_offload.h"
+#include "mh_resolve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -121,7 +123,6 @@ enum {
 #define ERR_MAX       200
 #define SQL_MAX       1024
 #define VERSION_MAX   64
-#define LOOKUP_WAIT_S 5
 #define MARGIN_MAX_MS 25 /* kept free before the run's deadline */
 #define MAX_ADDRS     4  /* addresses of a host name tried in one connect */
 
@@ -150,14 +151,6 @@ struct mysql_conf {
     mh_ms lag_fail;
 };
 
-/* A name lookup that outlives one run when DNS is slower than the deadline. */
-struct dns_lookup {
-    struct gaicb cb;
-    struct addrinfo hints;
-    char port[8];
-    bool running;
-};
-
 struct mysql_impl {
     struct mysql_conf conf;
     const struct mh_server_conf *server;
@@ -170,7 +163,9 @@ struct mysql_impl {
     int aurora;          /* -1 not probed yet on this connection, 0 no, 1 yes */
     bool statement_time; /* the server has MariaDB's max_statement_time */
     bool aurora_global_gone;
-    struct dns_lookup *lookup;
+    struct mh_lookup *lookup;      /* a DNS lookup an earlier run left running */
+    struct mh_offload *connecting; /* a TLS connect Connector/C resolves itself (see below) */
+    struct tls_connect *connect_job;
 };
 
 /* What the connectivity query found. */
@@ -405,63 +400,46 @@ static void take_addresses(struct addrinfo *res, struct target *t)
     }
 }
 
-/* Starts or continues the host name lookup. A lookup slower than the deadline keeps running and
- * the next run picks it up, so a slow resolver never costs more than one helper thread. */
+/* Looks the host up within the deadline; see mh_resolve.h. */
 static enum step lookup_host(struct mysql_impl *im, const struct timespec *deadline,
                              struct target *t, char *err, size_t errlen)
 {
-    struct dns_lookup *l = im->lookup;
-    if (!l->running) {
-        memset(&l->cb, 0, sizeof l->cb);
-        memset(&l->hints, 0, sizeof l->hints);
-        l->hints.ai_family = AF_UNSPEC;
-        l->hints.ai_socktype = SOCK_STREAM;
-        snprintf(l->port, sizeof l->port, "%u", im->conf.port);
-        l->cb.ar_name = im->conf.host;
-        l->cb.ar_service = l->port;
-        l->cb.ar_request = &l->hints;
-        struct gaicb *list[1] = {&l->cb};
-        int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
-        if (rc != 0) {
-            say(err, errlen, "connect: cannot resolve %s: %s", im->conf.host, gai_strerror(rc));
-            return STEP_ERROR;
-        }
-        l->running = true;
+    struct addrinfo *res;
+    char why[ERR_MAX];
+    enum mh_lookup_result r =
+        mh_lookup_host(&im->lookup, im->conf.host, deadline, &res, why, sizeof why);
+    if (r != MH_LOOKUP_OK) {
+        say(err, errlen,
+            r == MH_LOOKUP_TIMEOUT ? "connect: DNS lookup timed out: %s"
+                                   : "connect: cannot resolve %s",
+            why);
+        return r == MH_LOOKUP_TIMEOUT ? STEP_TIMEOUT : STEP_ERROR;
     }
-    const struct gaicb *const wait_list[1] = {&l->cb};
-    mh_ms left;
-    while (gai_error(&l->cb) == EAI_INPROGRESS && (left = mh_deadline_left(deadline)) > 0) {
-        struct timespec rel = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000L};
-        gai_suspend(wait_list, 1, &rel);
-    }
-    int rc = gai_error(&l->cb);
-    if (rc == EAI_INPROGRESS) {
-        say(err, errlen, "connect: DNS lookup of %s timed out", im->conf.host);
-        return STEP_TIMEOUT;
-    }
-    l->running = false;
-    take_addresses(rc == 0 ? l->cb.ar_result : NULL, t);
-    if (l->cb.ar_result)
-        freeaddrinfo(l->cb.ar_result);
-    l->cb.ar_result = NULL;
+    take_addresses(res, t);
+    freeaddrinfo(res);
     if (t->n == 0) {
-        say(err, errlen, "connect: cannot resolve %s: %s", im->conf.host,
-            rc ? gai_strerror(rc) : "no address");
+        say(err, errlen, "connect: cannot resolve %s: no usable address", im->conf.host);
         return STEP_ERROR;
     }
     return STEP_DONE;
 }
 
-/* The addresses Connector/C connects to. Its own getaddrinfo() blocks without our deadline, so
- * names are resolved here first - except with tls_verify, where the certificate is checked
- * against the name the library was given. */
+/* True when Connector/C must be given the host name itself: it verifies the server certificate
+ * against the name it connected to, so an address we resolved would fail that check (or, without
+ * the name, skip it). The library then resolves the name with a blocking getaddrinfo(), so such
+ * a connect runs on an abandonable helper thread (connect_by_name below). */
+static bool library_resolves(const struct mysql_conf *c)
+{
+    return !c->socket[0] && c->tls && c->tls_verify && !mh_is_numeric_host(c->host);
+}
+
+/* The addresses Connector/C connects to: a socket path, a numeric address, or the addresses of
+ * the host name, looked up here within the deadline. */
 static enum step resolve_target(struct mysql_impl *im, const struct timespec *deadline,
                                 struct target *t, char *err, size_t errlen)
 {
     const struct mysql_conf *c = &im->conf;
-    unsigned char buf[sizeof(struct in6_addr)];
-    bool numeric = inet_pton(AF_INET, c->host, buf) == 1 || inet_pton(AF_INET6, c->host, buf) == 1;
-    if (c->socket[0] || numeric || (c->tls && c->tls_verify)) {
+    if (c->socket[0] || mh_is_numeric_host(c->host)) {
         snprintf(t->addr[0], sizeof t->addr[0], "%s", c->socket[0] ? c->socket : c->host);
         t->n = 1;
         return STEP_DONE;
@@ -537,6 +515,89 @@ static enum step try_connect(struct mysql_impl *im, const char *addr, mh_ms time
     return st;
 }
 
+/* ---- a connect that Connector/C resolves itself, on an abandonable helper ---- */
+
+/* Everything the helper needs, owned by the job so that the check may go away meanwhile. */
+struct tls_connect {
+    MYSQL *conn;
+    char host[256], user[256];
+    char *password; /* a copy, wiped when the job is freed */
+    unsigned port;
+    mh_ms step_budget; /* bounds each step after the library's own name lookup */
+    enum step st;
+};
+
+static void tls_connect_free(struct tls_connect *job, bool close_conn)
+{
+    if (close_conn && job->conn)
+        mysql_close(job->conn);
+    mh_secret_free(job->password);
+    free(job);
+}
+
+/* Runs on the helper. mysql_real_connect_start() resolves the name with a blocking
+ * getaddrinfo() before it returns; everything after that is bounded by step_budget. */
+static void tls_connect_call(void *arg)
+{
+    struct tls_connect *job = arg;
+    MYSQL *ret = NULL;
+    int status = mysql_real_connect_start(&ret, job->conn, job->host, job->user, job->password,
+                                          NULL, job->port, NULL, CLIENT_FOUND_ROWS);
+    struct timespec dl;
+    mh_deadline_in(&dl, job->step_budget);
+    job->st = finish_connect(job->conn, status, ret, &dl);
+}
+
+static void tls_connect_discard(void *arg)
+{
+    tls_connect_free(arg, true);
+}
+
+static struct tls_connect *tls_connect_new(const struct mysql_conf *c, mh_ms budget)
+{
+    struct tls_connect *job = calloc(1, sizeof *job);
+    if (!job)
+        return NULL;
+    job->conn = new_handle(c);
+    job->password = c->password ? strdup(c->password) : NULL;
+    if (!job->conn || (c->password && !job->password)) {
+        tls_connect_free(job, true);
+        return NULL;
+    }
+    snprintf(job->host, sizeof job->host, "%s", c->host);
+    snprintf(job->user, sizeof job->user, "%s", c->user);
+    job->port = c->port;
+    job->step_budget = budget;
+    return job;
+}
+
+/* Starts the helper, or waits on the one an earlier run left running, no later than `dl`. On
+ * STEP_TIMEOUT with im->conn NULL the helper goes on, and the next run picks it up. */
+static enum step connect_by_name(struct mysql_impl *im, mh_ms timeout, const struct timespec *dl)
+{
+    if (!im->connecting) {
+        struct tls_connect *job = tls_connect_new(&im->conf, timeout);
+        if (!job)
+            return STEP_ERROR;
+        im->connecting = mh_offload_start(tls_connect_call, tls_connect_discard, job);
+        if (!im->connecting) {
+            tls_connect_free(job, true);
+            return STEP_ERROR;
+        }
+        im->connect_job = job;
+    }
+    if (!mh_offload_wait(&im->connecting, dl))
+        return STEP_TIMEOUT;
+    struct tls_connect *job = im->connect_job;
+    im->connect_job = NULL;
+    im->conn = job->conn;
+    enum step st = job->st;
+    tls_connect_free(job, false);
+    if (st == STEP_DONE)
+        st = limit_session(im, im->conf.write_timeout ? im->conf.write_timeout : timeout, dl);
+    return st;
+}
+
 /* Opens the connection (within connect_timeout and the deadline), trying each address of the
  * host while they refuse. On failure writes the "connect: ..." or "auth: ..." line into `err`. */
 static enum step open_connection(struct mysql_impl *im, mh_ms timeout,
@@ -546,13 +607,25 @@ static enum step open_connection(struct mysql_impl *im, mh_ms timeout,
     step_deadline(&dl, deadline, im->conf.connect_timeout);
     mh_now(&start);
     struct target t = {.n = 0};
-    enum step st = resolve_target(im, &dl, &t, err, errlen);
-    for (int i = 0; st == STEP_DONE && i < t.n; i++) {
-        if (im->conn)
-            disconnect(im, false);
-        st = try_connect(im, t.addr[i], timeout, &dl);
-        if (!im->conn || st != STEP_ERROR || !is_refused(mysql_errno(im->conn)))
-            break;
+    enum step st;
+    if (library_resolves(&im->conf)) {
+        bool waited = im->connecting != NULL;
+        t.n = 1;
+        st = connect_by_name(im, timeout, &dl);
+        if (st == STEP_TIMEOUT && !im->conn)
+            say(err, errlen,
+                "connect: timed out after %.0f ms: name lookup, connect or TLS handshake to %s "
+                "still running%s",
+                mh_ms_since(&start), im->conf.host, waited ? " (since an earlier run)" : "");
+    } else {
+        st = resolve_target(im, &dl, &t, err, errlen);
+        for (int i = 0; st == STEP_DONE && i < t.n; i++) {
+            if (im->conn)
+                disconnect(im, false);
+            st = try_connect(im, t.addr[i], timeout, &dl);
+            if (!im->conn || st != STEP_ERROR || !is_refused(mysql_errno(im->conn)))
+                break;
+        }
     }
     if (st == STEP_DONE) {
         im->connects++;
@@ -1078,17 +1151,9 @@ static void mysql_destroy(struct mh_check *check)
     if (!im)
         return;
     disconnect(im, im->write_in_flight);
-    if (im->lookup && im->lookup->running && gai_cancel(&im->lookup->cb) != EAI_CANCELED) {
-        /* getaddrinfo_a() still owns the request: wait a little, else leave it behind. */
-        const struct gaicb *const list[1] = {&im->lookup->cb};
-        struct timespec wait = {.tv_sec = LOOKUP_WAIT_S};
-        gai_suspend(list, 1, &wait);
-        if (gai_error(&im->lookup->cb) == EAI_INPROGRESS)
-            im->lookup = NULL; /* leaked on purpose: freeing it would corrupt the resolver */
-    }
-    if (im->lookup && im->lookup->cb.ar_result)
-        freeaddrinfo(im->lookup->cb.ar_result);
-    free(im->lookup);
+    /* Neither waits: a lookup or connect still in flight is abandoned and frees itself. */
+    mh_lookup_abandon(&im->lookup);
+    mh_offload_abandon(&im->connecting);
     mh_secret_free(im->conf.password);
     free(im);
     check->impl = NULL;
@@ -1100,10 +1165,8 @@ static int mysql_create(struct mh_check *check, struct mh_section *sec)
     if (mysql_library_init(0, NULL, NULL) != 0)
         return mh_section_error(sec, "type", "MariaDB Connector/C failed to initialise");
     struct mysql_impl *im = calloc(1, sizeof *im);
-    if (!im || !(im->lookup = calloc(1, sizeof *im->lookup))) {
-        free(im);
+    if (!im)
         return mh_section_error(sec, "type", "out of memory");
-    }
     im->aurora = -1;
     im->server = mh_section_server(sec);
     check->impl = im;

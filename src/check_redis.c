@@ -23,6 +23,7 @@
  * hiredis 0.14 (Debian 12) and 1.x, with TLS where hiredis_ssl exists (MH_HAVE_HIREDIS_SSL).
  * The password never appears in an output or fact: server errors are scrubbed of it too. */
 #include "mh_check.h"
+#include "mh_resolve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,14 +43,13 @@
 #include <pthread.h>
 #endif
 
-#define HOST_MAX       256
-#define SOCKET_MAX     108 /* sizeof sun_path */
-#define USERNAME_MAX   128
-#define KEY_MAX        256
-#define PATH_MAX_LEN   4096
-#define ERR_MAX        MH_OUTPUT_MAX
-#define DEFAULT_PORT   6379
-#define LOOKUP_DRAIN_S 2 /* how long destroy() waits for a DNS lookup it could not cancel */
+#define HOST_MAX     256
+#define SOCKET_MAX   108 /* sizeof sun_path */
+#define USERNAME_MAX 128
+#define KEY_MAX      256
+#define PATH_MAX_LEN 4096
+#define ERR_MAX      MH_OUTPUT_MAX
+#define DEFAULT_PORT 6379
 
 enum store_role { STORE_CACHE, STORE_SESSION };
 
@@ -74,21 +74,13 @@ struct redis_conf {
     char tls_server_name[HOST_MAX];
 };
 
-/* A DNS lookup in flight. Allocated on its own because glibc's resolver thread writes into it:
- * if a lookup outlives the check it is leaked rather than freed under that thread. */
-struct lookup {
-    struct gaicb cb;
-    struct addrinfo hints;
-    char name[HOST_MAX];
-};
-
 struct redis_impl {
     struct redis_conf conf;
     int i_conn, i_write, i_mem; /* measurement indexes; i_write is -1 when write = no */
     redisContext *ctx;          /* the persistent connection; NULL when closed */
     char addr[HOST_MAX];        /* the numeric address the connection goes to */
-    struct lookup *lookup;
-    unsigned long seq; /* makes each written value unique */
+    struct mh_lookup *lookup;   /* a DNS lookup an earlier run left running */
+    unsigned long seq;          /* makes each written value unique */
 #ifdef MH_HAVE_HIREDIS_SSL
     redisSSLContext *ssl;
 #endif
@@ -161,105 +153,30 @@ static bool ctx_timed_out(const redisContext *c)
            (strstr(c->errstr, "temporarily unavailable") || strstr(c->errstr, "timed out"));
 }
 
-static bool is_numeric_address(const char *host)
+/* Resolves conf.host into r->addr afresh for each new connection, so that a failover that
+ * moves a DNS name (ElastiCache primary endpoint) is followed. Bounded by `deadline`. */
+static int resolve_host(struct redis_impl *r, const struct timespec *deadline, char *err)
 {
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
-/* ---------- bounded DNS lookup ---------- */
-
-/* Frees a lookup unless glibc's resolver thread may still write into it. */
-static void lookup_release(struct lookup *l)
-{
-    if (!l)
-        return;
-    if (gai_cancel(&l->cb) == EAI_NOTCANCELED) {
-        const struct gaicb *list[] = {&l->cb};
-        struct timespec wait = {.tv_sec = LOOKUP_DRAIN_S};
-        gai_suspend(list, 1, &wait);
-        if (gai_error(&l->cb) == EAI_INPROGRESS)
-            return; /* leaked on purpose: see struct lookup */
+    if (mh_is_numeric_host(r->conf.host)) {
+        snprintf(r->addr, sizeof r->addr, "%s", r->conf.host);
+        return 0;
     }
-    if (gai_error(&l->cb) == 0 && l->cb.ar_result)
-        freeaddrinfo(l->cb.ar_result);
-    free(l);
-}
-
-static int lookup_start(struct redis_impl *r, char *err)
-{
-    struct lookup *l = calloc(1, sizeof *l);
-    if (!l) {
-        stage_error(err, "resolve", "out of memory");
+    struct addrinfo *res;
+    char why[ERR_MAX];
+    if (mh_lookup_host(&r->lookup, r->conf.host, deadline, &res, why, sizeof why) != MH_LOOKUP_OK) {
+        stage_error(err, "resolve", "%s", why);
         return -1;
     }
-    snprintf(l->name, sizeof l->name, "%s", r->conf.host);
-    l->hints.ai_family = AF_UNSPEC;
-    l->hints.ai_socktype = SOCK_STREAM;
-    l->cb.ar_name = l->name;
-    l->cb.ar_request = &l->hints;
-    struct gaicb *list[] = {&l->cb};
-    int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
-    if (rc != 0) {
-        stage_error(err, "resolve", "%s: %s", r->conf.host, gai_strerror(rc));
-        free(l);
-        return -1;
-    }
-    r->lookup = l;
-    return 0;
-}
-
-/* Waits for the lookup until the deadline. A lookup still running is kept for the next run
- * rather than started again, so a slow resolver is not flooded. */
-static int lookup_wait(struct redis_impl *r, const struct timespec *deadline, char *err)
-{
-    struct lookup *l = r->lookup;
-    const struct gaicb *list[] = {&l->cb};
-    mh_ms left;
-    while (gai_error(&l->cb) == EAI_INPROGRESS && (left = mh_deadline_left(deadline)) > 0) {
-        struct timespec wait = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000L};
-        gai_suspend(list, 1, &wait);
-    }
-    int rc = gai_error(&l->cb);
-    if (rc == EAI_INPROGRESS) {
-        stage_error(err, "resolve", "%s: no answer from DNS in time", r->conf.host);
-        return -1;
-    }
-    r->lookup = NULL;
-    if (rc != 0) {
-        stage_error(err, "resolve", "%s: %s", r->conf.host, gai_strerror(rc));
-        lookup_release(l);
-        return -1;
-    }
-    const struct addrinfo *ai = l->cb.ar_result;
-    if (!ai) {
-        stage_error(err, "resolve", "%s: no address", r->conf.host);
-        lookup_release(l);
-        return -1;
-    }
-    const void *a = ai->ai_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                        : (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
-    bool ok = inet_ntop(ai->ai_family, a, r->addr, sizeof r->addr) != NULL;
-    lookup_release(l);
+    const void *a = res->ai_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)res->ai_addr)->sin_addr;
+    bool ok = inet_ntop(res->ai_family, a, r->addr, sizeof r->addr) != NULL;
+    freeaddrinfo(res);
     if (!ok) {
         stage_error(err, "resolve", "%s: unusable address", r->conf.host);
         return -1;
     }
     return 0;
-}
-
-/* Resolves conf.host into r->addr afresh for each new connection, so that a failover that
- * moves a DNS name (ElastiCache primary endpoint) is followed. */
-static int resolve_host(struct redis_impl *r, const struct timespec *deadline, char *err)
-{
-    if (is_numeric_address(r->conf.host)) {
-        snprintf(r->addr, sizeof r->addr, "%s", r->conf.host);
-        return 0;
-    }
-    if (!r->lookup && lookup_start(r, err) < 0)
-        return -1;
-    return lookup_wait(r, deadline, err);
 }
 
 /* ---------- commands ---------- */
@@ -680,7 +597,7 @@ static void observe_write(struct redis_impl *r, const struct timespec *deadline,
      * endpoint is a DNS name (ElastiCache), the next run reconnects and re-resolves it, to follow
      * a failover to the new primary. */
     if (strncmp(err, "write: READONLY", 15) == 0 && !r->conf.socket[0] &&
-        !is_numeric_address(r->conf.host))
+        !mh_is_numeric_host(r->conf.host))
         close_connection(r);
     redact(err, r->conf.password);
     /* Plain words first for the region's reason: "session store is read-only". */
@@ -899,7 +816,7 @@ static void redis_destroy(struct mh_check *check)
     if (!r)
         return;
     close_connection(r);
-    lookup_release(r->lookup);
+    mh_lookup_abandon(&r->lookup);
 #ifdef MH_HAVE_HIREDIS_SSL
     if (r->ssl)
         redisFreeSSLContext(r->ssl);

@@ -27,8 +27,15 @@
 
 #define DEFAULT_CONFIG "/etc/magento-healthd/magento-healthd.conf"
 #define TICK_MS        100
-/* At exit, how long STOPPING=1 and friends may take to reach systemd. */
+/* At exit, after shutdown_delay: how long a run in progress may take to finish, and how long log
+ * lines and STOPPING=1 may take to get out. Together the exit bound README names (2 s). */
+#define EXIT_WORKERS_MS 500
+#define LOG_FLUSH_MS    250
 #define NOTIFY_FLUSH_MS 1000
+/* READY=1 goes out when every check has a first result, and at the latest this long after the
+ * longest timeout plus the warm-up cap (MH_WARMUP_MAX_MS): a check still without a result then
+ * shows as "starting", and as failed once its max_age has passed. */
+#define READY_SLACK_MS 1000
 
 enum mode { MODE_RUN, MODE_CHECK, MODE_TEST_CONFIG };
 
@@ -87,17 +94,18 @@ static mh_ms longest_timeout(const struct mh_config *cfg)
     return longest;
 }
 
-/* Stops the workers, lets a run in progress finish (bounded by the check timeouts) and drops
- * our reference, so that a clean exit frees everything. A worker stuck in a hung syscall is
- * left behind; the process exits anyway. NULL is fine. */
-static void finish_registry(struct mh_registry *reg)
+/* Stops the workers, lets a run in progress finish for up to `ms`, and frees everything if they
+ * all did, so that a clean exit is leak-free. A worker still in a run keeps its reference; the
+ * process exits anyway. NULL is fine. */
+static void finish_registry(struct mh_registry *reg, mh_ms ms)
 {
     if (!reg)
         return;
     mh_registry_stop(reg);
-    if (!mh_registry_wait_workers(reg, longest_timeout(mh_registry_config(reg)) + 500))
-        mh_log(MH_LOG_WARNING, "a check is still stuck in a run; exiting without it");
-    mh_registry_unref(reg);
+    if (mh_registry_wait_workers(reg, ms))
+        mh_registry_unref(reg);
+    else
+        mh_log(MH_LOG_WARNING, "a check is still in a run; exiting without waiting for it");
 }
 
 /* --check: every check once, concurrently, then the report. */
@@ -107,7 +115,7 @@ static int run_check_mode(struct mh_config *cfg)
     struct mh_registry *reg = mh_registry_new(cfg, NULL, NULL);
     if (!reg || mh_workers_start(reg, MH_WORKER_ONCE) < 0) {
         fprintf(stderr, "magento-healthd: cannot start checks: %s\n", strerror(errno));
-        finish_registry(reg);
+        finish_registry(reg, EXIT_WORKERS_MS);
         return 3;
     }
     /* A check stuck past its timeout stays "no result"; do not wait for it forever. */
@@ -123,7 +131,8 @@ static int run_check_mode(struct mh_config *cfg)
     fflush(stdout);
     free(body);
     free(snap);
-    finish_registry(reg);
+    finish_registry(reg, EXIT_WORKERS_MS);
+    mh_log_flush(LOG_FLUSH_MS);
     return (int)status; /* 0 pass, 1 warn, 2 fail: the Nagios plugin convention */
 }
 
@@ -134,6 +143,7 @@ struct daemon_state {
     struct mh_notify *notify;
     mh_ms watchdog_ms;             /* 0: systemd asked for no watchdog */
     struct timespec next_watchdog; /* when WATCHDOG=1 is due */
+    struct timespec ready_by;      /* READY=1 goes out by then, first results or not */
     bool ready_sent;
     bool shutting_down;
     struct timespec shutdown_at;
@@ -183,20 +193,19 @@ static void reload(struct daemon_state *d)
         mh_notify_post(d->notify, "READY=1");
         return;
     }
-    /* Stop the old checks before the new ones start, so that a check never holds two
-     * connections to its dependency (the mysql check promises one). Probes keep being served
-     * the old results meanwhile; the new registry adopts them. */
+    /* Nothing here waits for a check. The old workers are told to stop; each new worker waits,
+     * on its own thread, for its predecessor to let go of the dependency (a check never holds
+     * two connections) and takes over its latest result. Probes are served the adopted results
+     * meanwhile, and the old registry is freed on a reaper thread once its last worker is out. */
     struct mh_registry *old = d->reg;
     mh_registry_stop(old);
-    if (!mh_registry_wait_workers(old, longest_timeout(mh_registry_config(old)) + 500))
-        mh_log(MH_LOG_WARNING, "reload: an old check is still stuck in a run");
-    mh_registry_adopt(fresh, old);
+    mh_registry_succeed(fresh, old);
     mh_registry_set_on_change(fresh, on_results_changed, d);
     if (d->shutting_down)
         mh_registry_set_shutting_down(fresh);
     d->reg = fresh;
     publish(d);
-    mh_registry_unref(old); /* frees the old checks and closes their connections */
+    mh_registry_release(old);
     if (mh_workers_start(fresh, MH_WORKER_FOREVER) < 0)
         mh_log(MH_LOG_ERR, "reload: cannot start checks: %s; results will go stale",
                strerror(errno));
@@ -259,7 +268,8 @@ static void notify_systemd(struct daemon_state *d)
         mh_deadline_in(&d->next_watchdog, d->watchdog_ms);
     }
     notify_status(d);
-    if (!d->ready_sent && mh_registry_all_reported(d->reg)) {
+    if (!d->ready_sent &&
+        (mh_registry_all_reported(d->reg) || mh_deadline_left(&d->ready_by) <= 0)) {
         mh_notify_post(d->notify, "READY=1");
         d->ready_sent = true;
     }
@@ -310,9 +320,10 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
     mh_registry_set_on_change(d.reg, on_results_changed, &d);
     d.notify = mh_notify_start();
     d.watchdog_ms = mh_notify_watchdog_interval_ms();
+    mh_deadline_in(&d.ready_by, MH_WARMUP_MAX_MS + longest_timeout(cfg) + READY_SLACK_MS);
     if (mh_workers_start(d.reg, MH_WORKER_FOREVER) < 0) {
         mh_log(MH_LOG_ERR, "cannot start checks: %s", strerror(errno));
-        finish_registry(d.reg);
+        finish_registry(d.reg, EXIT_WORKERS_MS);
         mh_http_stop(d.http);
         mh_notify_stop(d.notify, 0);
         return 1;
@@ -323,12 +334,13 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
     int rc = main_loop(&d, signals);
     mh_registry_stop(d.reg); /* first: after it, no worker calls into d.http */
     mh_http_stop(d.http);
-    finish_registry(d.reg);
+    finish_registry(d.reg, EXIT_WORKERS_MS);
     if (mh_notify_dropped(d.notify) > 0)
         mh_log(MH_LOG_WARNING, "%lu messages to systemd were dropped: it did not read them",
                mh_notify_dropped(d.notify));
-    mh_notify_stop(d.notify, NOTIFY_FLUSH_MS);
     mh_log(MH_LOG_NOTICE, "stopped");
+    mh_log_flush(LOG_FLUSH_MS);
+    mh_notify_stop(d.notify, NOTIFY_FLUSH_MS);
     return rc;
 }
 
@@ -402,5 +414,7 @@ int main(int argc, char **argv)
     }
     if (mode == MODE_CHECK)
         return run_check_mode(cfg);
-    return run_daemon(cfg, path, &signals);
+    int rc = run_daemon(cfg, path, &signals);
+    mh_log_flush(LOG_FLUSH_MS); /* also after a start-up error: its line must get out */
+    return rc;
 }

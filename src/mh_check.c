@@ -1,6 +1,7 @@
 /* mh_check.c - helpers for check types: declaring measurements, recording observations, deadlines.
  * See mh_check.h. */
 #include "mh_check.h"
+#include "mh_utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,24 @@ static void sanitize_line(char *s)
             *s = ' ';
 }
 
+/* Formats into `out` as one line of valid UTF-8 (jansson refuses anything else, and the key would
+ * be lost). The text is formatted whole first, so that the cut to `outlen` is made by
+ * mh_utf8_clean() between characters, not by vsnprintf() inside one. Each input byte yields at
+ * least one output byte, so `raw` only needs to be longer than `out`. */
+static void format_line(char *out, size_t outlen, const char *fmt, va_list ap)
+{
+    char raw[2 * MH_OUTPUT_MAX];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    mh_utf8_clean(out, outlen, raw, sizeof raw);
+    sanitize_line(out);
+}
+
+bool mh_check_same_settings(const struct mh_check *a, const struct mh_check *b)
+{
+    return a->type == b->type && strcmp(a->name, b->name) == 0 &&
+           a->settings_hash == b->settings_hash;
+}
+
 void mh_observe(struct mh_run *run, int i, enum mh_status status, const char *fmt, ...)
 {
     if (i < 0 || i >= MH_MEASUREMENTS_MAX)
@@ -44,9 +63,15 @@ void mh_observe(struct mh_run *run, int i, enum mh_status status, const char *fm
     o->status = status;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(o->output, sizeof o->output, fmt, ap);
+    format_line(o->output, sizeof o->output, fmt, ap);
     va_end(ap);
-    sanitize_line(o->output);
+    mh_now(&o->answered);
+}
+
+void mh_observe_answered_at(struct mh_run *run, int i, const struct timespec *at)
+{
+    if (i >= 0 && i < MH_MEASUREMENTS_MAX)
+        run->obs[i].answered = *at;
 }
 
 void mh_observe_value(struct mh_run *run, int i, double value, const char *unit)
@@ -63,12 +88,12 @@ void mh_run_fact(struct mh_run *run, const char *key, const char *fmt, ...)
     if (run->n_facts >= MH_FACTS_MAX)
         return;
     struct mh_fact *f = &run->facts[run->n_facts++];
-    snprintf(f->key, sizeof f->key, "%s", key);
+    mh_utf8_clean(f->key, sizeof f->key, key, strlen(key));
+    sanitize_line(f->key);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(f->value, sizeof f->value, fmt, ap);
+    format_line(f->value, sizeof f->value, fmt, ap);
     va_end(ap);
-    sanitize_line(f->value);
 }
 
 void mh_now(struct timespec *ts)
@@ -76,15 +101,20 @@ void mh_now(struct timespec *ts)
     clock_gettime(CLOCK_MONOTONIC, ts);
 }
 
+void mh_timespec_add_ms(struct timespec *t, mh_ms ms)
+{
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
 void mh_deadline_in(struct timespec *deadline, mh_ms ms)
 {
     mh_now(deadline);
-    deadline->tv_sec += ms / 1000;
-    deadline->tv_nsec += (ms % 1000) * 1000000L;
-    if (deadline->tv_nsec >= 1000000000L) {
-        deadline->tv_sec++;
-        deadline->tv_nsec -= 1000000000L;
-    }
+    mh_timespec_add_ms(deadline, ms);
 }
 
 void mh_cond_init_monotonic(pthread_cond_t *cond)

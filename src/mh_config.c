@@ -33,6 +33,7 @@ struct mh_section {
     int line;
     struct mh_kv kv[MAX_KEYS];
     int n_kv;
+    uint64_t resolved; /* hash of the values read from outside the file (secrets) */
     struct loader *ld;
 };
 
@@ -41,13 +42,32 @@ struct loader {
     const char *path;
     struct mh_section *sections[MAX_SECTIONS];
     int n_sections;
-    int line;  /* line the reader handed to inih last */
-    char *err; /* the first error wins */
+    int line;          /* line the reader handed to inih last */
+    bool continuation; /* that line is indented without '=': inih continues the previous key */
+    char *err;         /* the first error wins */
     size_t errlen;
     bool failed;
     struct mh_config *cfg;
     FILE *fp;
 };
+
+/* FNV-1a, 64 bits: for telling settings apart (mh_check_same_settings()), not for security. */
+#define FNV_OFFSET 14695981039346656037ULL
+#define FNV_PRIME  1099511628211ULL
+
+static uint64_t fnv(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * FNV_PRIME;
+    return h;
+}
+
+/* Hashes `s` with its NUL, so that "ab","c" and "a","bc" differ. */
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    return fnv(h, s, strlen(s) + 1);
+}
 
 static int record_error(struct loader *ld, int line, const char *section, const char *key,
                         const char *fmt, va_list ap)
@@ -137,9 +157,26 @@ static void note_section_header(struct loader *ld, const char *line)
     add_section(ld, name, ld->line);
 }
 
-/* Hands inih one line at a time, counting lines for error messages. Leading blanks are dropped,
- * so indented keys are ordinary keys (inih would take them as continuation lines). A line longer
- * than inih's buffer would be split silently and its tail read as a line of its own: refuse it. */
+/* True for an indented line without '=' (before an inline comment) that is not a comment or a
+ * section header: the rest of a list from the line above. Cuts off its inline comment, which some
+ * inih versions keep on continuation lines. */
+static bool take_continuation(char *line)
+{
+    size_t blanks = strspn(line, " \t");
+    char *p = line + blanks;
+    if (blanks == 0 || strchr("[;#\r\n", *p)) /* also true for the final '\0' */
+        return false;
+    for (; *p && !(*p == ';' && (p[-1] == ' ' || p[-1] == '\t')); p++)
+        if (*p == '=')
+            return false;
+    *p = '\0';
+    return true;
+}
+
+/* Hands inih one line at a time, counting lines for error messages. Leading blanks are dropped
+ * from every line but a continuation, so an indented "key = value" is an ordinary key (inih would
+ * take any indented line as a continuation). A line longer than inih's buffer would be split
+ * silently and its tail read as a line of its own: refuse it. */
 static char *line_reader(char *buf, int size, void *stream)
 {
     struct loader *ld = stream;
@@ -149,14 +186,49 @@ static char *line_reader(char *buf, int size, void *stream)
     ld->line++;
     size_t len = strlen(buf);
     if (len == (size_t)size - 1 && buf[len - 1] != '\n' && !feof(ld->fp)) {
-        loader_error(ld, ld->line, NULL, NULL, "line longer than %d characters", size - 2);
+        loader_error(ld, ld->line, NULL, NULL,
+                     "line longer than %d characters (give a long list as repeated keys)",
+                     size - 2);
         return NULL;
     }
-    size_t blanks = strspn(buf, " \t");
-    memmove(buf, buf + blanks, len - blanks + 1);
+    ld->continuation = take_continuation(buf);
+    if (!ld->continuation) {
+        size_t blanks = strspn(buf, " \t");
+        memmove(buf, buf + blanks, len - blanks + 1);
+    }
     if (!ld->failed)
         note_section_header(ld, buf);
     return r;
+}
+
+/* Keys whose value is a list: they may be repeated, or continued on indented lines, and every
+ * line adds its items (inih caps a line at 200 bytes, too short for a long list). */
+static bool is_list_key(const char *section, const char *key)
+{
+    static const char *const server_lists[] = {"listen", "details_from", "trusted_proxies"};
+    if (strcmp(section, "server") != 0)
+        return false;
+    for (size_t i = 0; i < sizeof server_lists / sizeof server_lists[0]; i++)
+        if (strcmp(key, server_lists[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Refuses a second `key` in a section unless it is a list key. */
+static int check_repeat(struct loader *ld, struct mh_section *s, const char *section,
+                        const char *key)
+{
+    if (is_list_key(section, key))
+        return 0;
+    if (ld->continuation)
+        return loader_error(ld, ld->line, section, key,
+                            "indented line continues a key that takes one value (only list keys, "
+                            "listen, details_from and trusted_proxies, continue)");
+    for (int i = 0; i < s->n_kv; i++)
+        if (strcmp(s->kv[i].key, key) == 0)
+            return loader_error(ld, ld->line, section, key, "given twice (first on line %d)",
+                                s->kv[i].line);
+    return 0;
 }
 
 static int collect_kv(void *user, const char *section, const char *key, const char *value)
@@ -167,11 +239,8 @@ static int collect_kv(void *user, const char *section, const char *key, const ch
     struct mh_section *s = find_section(ld, section);
     if (!s) /* keys before any section header */
         return loader_error(ld, ld->line, NULL, key, "key outside of a section"), 0;
-    for (int i = 0; i < s->n_kv; i++)
-        if (strcmp(s->kv[i].key, key) == 0)
-            return loader_error(ld, ld->line, section, key, "given twice (first on line %d)",
-                                s->kv[i].line),
-                   0;
+    if (check_repeat(ld, s, section, key) < 0)
+        return 0;
     if (s->n_kv == MAX_KEYS)
         return loader_error(ld, ld->line, section, key, "too many keys in section"), 0;
     struct mh_kv *kv = &s->kv[s->n_kv];
@@ -302,9 +371,7 @@ int mh_section_secret(struct mh_section *s, const char *name, char **out)
         *out = mh_secret_read_file(file, &why);
         if (!*out)
             return mh_section_error(s, file_key, "cannot read \"%.200s\": %s", file, why);
-        return 0;
-    }
-    if (env) {
+    } else if (env) {
         const char *v = getenv(env);
         if (!v || !*v)
             return mh_section_error(s, env_key, "environment variable %.64s is not set", env);
@@ -312,29 +379,89 @@ int mh_section_secret(struct mh_section *s, const char *name, char **out)
         if (!*out)
             return mh_section_error(s, env_key, "out of memory");
     }
+    /* A new password behind the same file name is a new setting: only its hash is kept. */
+    if (*out)
+        s->resolved = fnv_str(fnv_str(s->resolved, name), *out);
     return 0;
 }
 
 /* ---- pass 2: [server] ---- */
 
+/* Records an error on the line of one given `key = value` line (of a list key given on several). */
+static int kv_error(struct mh_section *s, const struct mh_kv *kv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int kv_error(struct mh_section *s, const struct mh_kv *kv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    record_error(s->ld, kv->line, s->name, kv->key, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The next line after `prev` (the first when NULL) that gives `key`, marked used, or NULL. */
+static struct mh_kv *next_line_of(struct mh_section *s, const char *key, struct mh_kv *prev)
+{
+    for (int i = prev ? (int)(prev - s->kv) + 1 : 0; i < s->n_kv; i++)
+        if (strcmp(s->kv[i].key, key) == 0) {
+            s->kv[i].used = true;
+            return &s->kv[i];
+        }
+    return NULL;
+}
+
+/* Parses one list item into slot `i` of the caller's array; returns 0 or -1 with `why`. */
+typedef int (*item_parser)(const char *item, int i, void *out, const char **why);
+
+/* Splits every line of list key `key` into items, in file order, and parses them into `out`. At
+ * most `max` (<= MAX_LIST_ITEMS) items in all: one more is an error on the line that holds it.
+ * Returns the number of items, or -1 after an error. */
+#define MAX_LIST_ITEMS MH_MAX_DETAILS_FROM
+_Static_assert(MH_MAX_LISTEN <= MAX_LIST_ITEMS, "listen is parsed by parse_list()");
+static int parse_list(struct mh_section *s, const char *key, int max, const char *what,
+                      item_parser parse, void *out)
+{
+    int n = 0;
+    for (struct mh_kv *kv = NULL; (kv = next_line_of(s, key, kv));) {
+        char buf[2048];
+        char *items[MAX_LIST_ITEMS];
+        if (strlen(kv->value) >= sizeof buf)
+            return kv_error(s, kv, "value too long");
+        strcpy(buf, kv->value);
+        int k = mh_split_list(buf, items, max - n);
+        if (k < 0)
+            return kv_error(s, kv, "too many %s: at most %d, counting every %s line", what, max,
+                            key);
+        for (int i = 0; i < k; i++) {
+            const char *why;
+            if (parse(items[i], n + i, out, &why) < 0)
+                return kv_error(s, kv, "invalid value \"%.80s\": %s", items[i], why);
+        }
+        n += k;
+    }
+    return n;
+}
+
+static int parse_listen_item(const char *item, int i, void *out, const char **why)
+{
+    struct mh_server_conf *sv = out;
+    return mh_parse_listen(item, &sv->listen[i], &sv->listen_len[i], why);
+}
+
+static int parse_cidr_item(const char *item, int i, void *out, const char **why)
+{
+    return mh_parse_cidr(item, &((struct mh_cidr *)out)[i], why);
+}
+
 static int server_listen(struct mh_section *s, struct mh_server_conf *sv)
 {
-    const char *v = mh_section_get(s, "listen");
-    if (!v)
+    if (!section_find(s, "listen"))
         return 0;
-    char buf[1024];
-    char *items[MH_MAX_LISTEN];
-    if (strlen(v) >= sizeof buf)
-        return mh_section_error(s, "listen", "value too long");
-    strcpy(buf, v);
-    int n = mh_split_list(buf, items, MH_MAX_LISTEN);
-    if (n <= 0)
+    int n = parse_list(s, "listen", MH_MAX_LISTEN, "addresses", parse_listen_item, sv);
+    if (n == 0)
         return mh_section_error(s, "listen", "expected one to %d addresses", MH_MAX_LISTEN);
-    for (int i = 0; i < n; i++) {
-        const char *why;
-        if (mh_parse_listen(items[i], &sv->listen[i], &sv->listen_len[i], &why) < 0)
-            return bad_value(s, "listen", items[i], why);
-    }
+    if (n < 0)
+        return -1;
     sv->n_listen = n;
     return 0;
 }
@@ -342,22 +469,11 @@ static int server_listen(struct mh_section *s, struct mh_server_conf *sv)
 /* A list of networks. An empty value means none. */
 static int server_cidrs(struct mh_section *s, const char *key, struct mh_cidr *out, int *n_out)
 {
-    const char *v = mh_section_get(s, key);
-    if (!v)
+    if (!section_find(s, key))
         return 0;
-    char buf[2048];
-    char *items[MH_MAX_DETAILS_FROM];
-    if (strlen(v) >= sizeof buf)
-        return mh_section_error(s, key, "value too long");
-    strcpy(buf, v);
-    int n = mh_split_list(buf, items, MH_MAX_DETAILS_FROM);
+    int n = parse_list(s, key, MH_MAX_DETAILS_FROM, "networks", parse_cidr_item, out);
     if (n < 0)
-        return mh_section_error(s, key, "at most %d networks", MH_MAX_DETAILS_FROM);
-    for (int i = 0; i < n; i++) {
-        const char *why;
-        if (mh_parse_cidr(items[i], &out[i], &why) < 0)
-            return bad_value(s, key, items[i], why);
-    }
+        return -1;
     *n_out = n;
     return 0;
 }
@@ -463,9 +579,29 @@ static int check_common(struct mh_section *s, struct mh_check *c)
     if (c->max_age < 0)
         c->max_age = 3 * c->interval > c->interval + 2 * c->timeout ? 3 * c->interval
                                                                     : c->interval + 2 * c->timeout;
-    if (c->max_age <= c->timeout)
-        return mh_section_error(s, "max_age", "must be longer than timeout");
+    /* A run starts every interval and may take its whole timeout, so just before the next run
+     * reports, a healthy result is interval + timeout old: anything shorter flaps to "stale". */
+    if (c->max_age < c->interval + c->timeout)
+        return mh_section_error(s, "max_age", "must be at least interval + timeout (%lldms)",
+                                (long long)(c->interval + c->timeout));
     return 0;
+}
+
+/* Everything that decides what a check does, for mh_check_same_settings(): the section's lines
+ * in file order (type included), the secrets they resolved (hashed only), the effective common
+ * settings (defaults included), and the [server] values checks read to decide what they probe:
+ * magento_root (the drain check's maintenance flag) and node (the disk probe's file name, the
+ * heartbeat row, the Redis key). [server] region is left out: it only labels the heartbeat row,
+ * and renaming a region must not send every check back to "starting". */
+static uint64_t settings_hash(const struct mh_section *s, const struct mh_check *c)
+{
+    uint64_t h = fnv_str(FNV_OFFSET, s->name);
+    for (int i = 0; i < s->n_kv; i++)
+        h = fnv_str(fnv_str(h, s->kv[i].key), s->kv[i].value);
+    h = fnv(h, &s->resolved, sizeof s->resolved);
+    h = fnv_str(fnv_str(h, c->server->node), c->server->magento_root);
+    const int64_t common[] = {c->interval, c->timeout, c->max_age, c->rise, c->fall, c->affects};
+    return fnv(h, common, sizeof common);
 }
 
 static int report_unused(struct mh_section *s)
@@ -502,6 +638,7 @@ static int create_check(struct loader *ld, struct mh_section *s)
         return -1;
     if (c->n_meas == 0)
         return mh_section_error(s, NULL, "check declares no measurement (internal error)");
+    c->settings_hash = settings_hash(s, c);
     return report_unused(s);
 }
 

@@ -59,6 +59,10 @@ struct mh_http {
     uint64_t rendered_generation;
 };
 
+/* Memory for one connection's request line, headers and response headers (README "Limits"). A
+ * probe needs a few hundred bytes; a slowloris holding 1,000 slots costs 16 MiB at most. */
+#define REQUEST_MEMORY_LIMIT (16 * 1024)
+
 /* Per-request markers stored in MHD's request context: no allocation needed. */
 static int seen_marker, body_marker;
 
@@ -206,7 +210,7 @@ static MHD_RESULT queue_view(struct mh_http *http, struct MHD_Connection *conn, 
         mh_registry_ref(reg);
         pthread_mutex_unlock(&http->lock);
         MHD_RESULT ret = queue_detailed(http, conn, reg, view, label);
-        mh_registry_unref(reg);
+        mh_registry_release(reg); /* never frees here: a handler must not wait */
         return ret;
     }
     MHD_RESULT ret;
@@ -288,7 +292,7 @@ static void swap_in(struct mh_http *http, struct mh_registry *reg)
     for (int v = 0; v < N_PUBLIC_VIEWS; v++)
         if (old[v].resp)
             MHD_destroy_response(old[v].resp);
-    mh_registry_unref(old_reg);
+    mh_registry_release(old_reg); /* an old registry is freed on a reaper thread */
 }
 
 void mh_http_publish(struct mh_http *http, struct mh_registry *reg)
@@ -337,8 +341,8 @@ static struct MHD_Daemon *start_daemon(struct mh_http *http, int fd,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)sv->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                             (unsigned)sv->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-                            timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-                            MHD_OPTION_END);
+                            timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            (size_t)REQUEST_MEMORY_LIMIT, MHD_OPTION_END);
 }
 
 static int start_daemons(struct mh_http *http, const int *fds, int n_fds, char *err, size_t errlen)

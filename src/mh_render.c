@@ -2,16 +2,50 @@
  *
  * jansson keeps object keys in insertion order, which is what puts "status" first. */
 #include "mh_render.h"
+#include "mh_utf8.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 unsigned mh_render_http_code(enum mh_status status)
 {
     return status == MH_FAIL ? 503 : 200;
+}
+
+/* A JSON string for text that may come from outside: a server's reply, a path, the node name, or
+ * text cut by byte count elsewhere. jansson refuses anything but UTF-8 and json_object_set_new()
+ * then silently drops the key; instead the text is shown with U+FFFD for the bad bytes. NULL only
+ * on out of memory. */
+static json_t *text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t len = strlen(s), size = 3 * len + 1; /* each byte becomes at most one U+FFFD */
+    char *clean = malloc(size);
+    if (!clean)
+        return NULL;
+    size_t n = mh_utf8_clean(clean, size, s, len);
+    j = json_stringn_nocheck(clean, n);
+    free(clean);
+    return j;
+}
+
+/* Sets obj[key] for a key that may come from outside (a fact's name), cleaned like text(). */
+static void set_outside_key(json_t *obj, const char *key, json_t *value)
+{
+    size_t len = strlen(key);
+    if (mh_utf8_valid(key, len)) {
+        json_object_set_new(obj, key, value);
+        return;
+    }
+    char clean[3 * MH_FACT_KEY_MAX + 1];
+    mh_utf8_clean(clean, sizeof clean, key, len);
+    json_object_set_new_nocheck(obj, clean, value);
 }
 
 static json_t *iso_time(const struct timespec *ts)
@@ -48,7 +82,7 @@ static json_t *details_object(const struct mh_check_view *v)
     if (v->role != MH_ROLE_UNKNOWN)
         json_object_set_new(d, "role", json_string(mh_role_name(v->role)));
     for (int i = 0; i < v->n_facts; i++)
-        json_object_set_new(d, v->facts[i].key, json_string(v->facts[i].value));
+        set_outside_key(d, v->facts[i].key, text(v->facts[i].value));
     return d;
 }
 
@@ -68,15 +102,17 @@ static json_t *measurement_entry(const struct mh_check_view *v, int m, bool deta
         json_object_set_new(e, "observedValue", rounded(st->last.value, 1000));
         json_object_set_new(e, "observedUnit", json_string(st->last.unit ? st->last.unit : ""));
     }
-    const char *output = !st->have_result ? "starting: no result yet"
-                         : st->stale      ? "stale"
-                                          : st->last.output;
-    char buf[MH_OUTPUT_MAX + 64];
-    if (st->stale)
+    /* No result at all: "starting", or past max_age the registry's "no result after ..." */
+    const char *output = !st->have_result
+                             ? (st->stale ? st->stale_reason : "starting: no result yet")
+                             : st->last.output;
+    char buf[MH_OUTPUT_MAX + 128]; /* room for the whole output: never cut inside a character */
+    bool stale_result = st->stale && st->have_result;
+    if (stale_result)
         snprintf(buf, sizeof buf, "stale: last result %.1f s ago (max_age %.1f s); last: %s",
                  v->age_ms / 1000.0, (double)v->check->max_age / 1000.0, st->last.output);
-    if (output[0] || st->stale)
-        json_object_set_new(e, "output", json_string(st->stale ? buf : output));
+    if (output[0] || stale_result)
+        json_object_set_new(e, "output", text(stale_result ? buf : output));
     if (v->have_result) {
         json_object_set_new(e, "time", iso_time(&v->last_real));
         json_object_set_new(e, "duration", rounded(v->duration_ms / 1000.0, 1e6));
@@ -127,7 +163,7 @@ static json_t *readiness_object(const struct mh_snapshot *snap, unsigned which)
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string(mh_status_name(r.status)));
     if (r.reason[0])
-        json_object_set_new(o, "output", json_string(r.reason));
+        json_object_set_new(o, "output", text(r.reason));
     return o;
 }
 
@@ -175,12 +211,12 @@ char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed
     json_t *root = json_object();
     json_object_set_new(root, "status", json_string(mh_status_name(r.status)));
     if (regional) {
-        json_object_set_new(root, "region", json_string(snap->server->region));
+        json_object_set_new(root, "region", text(snap->server->region));
         json_object_set_new(root, "role", json_string(mh_region_role_name(snap)));
-        json_object_set_new(root, "node", json_string(snap->server->node));
+        json_object_set_new(root, "node", text(snap->server->node));
     } else {
-        json_object_set_new(root, "node", json_string(snap->server->node));
-        json_object_set_new(root, "region", json_string(snap->server->region));
+        json_object_set_new(root, "node", text(snap->server->node));
+        json_object_set_new(root, "region", text(snap->server->region));
     }
     if (view == MH_VIEW_REPORT)
         json_object_set_new(root, "role", json_string(mh_region_role_name(snap)));
@@ -188,7 +224,7 @@ char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed
         json_object_set_new(root, "serviceId", json_string("magento-healthd"));
         json_object_set_new(root, "version", json_string(MH_VERSION));
         if (r.reason[0])
-            json_object_set_new(root, "output", json_string(r.reason));
+            json_object_set_new(root, "output", text(r.reason));
     }
     if (view == MH_VIEW_REPORT) {
         json_object_set_new(root, "node_readiness", readiness_object(snap, MH_AFFECTS_NODE));

@@ -39,6 +39,15 @@ def terminate(proc, sig=signal.SIGTERM, timeout=10.0):
     return proc.returncode
 
 
+def notify_socket(tmp_path):
+    """A bound sd_notify socket (NOTIFY_SOCKET) with a short read timeout; returns (sock, path)."""
+    path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(0.05)
+    return s, path
+
+
 def wait_until(predicate, timeout=10.0, what="condition", interval=0.02):
     """Polls predicate() until it returns a truthy value; fails the test after `timeout` s."""
     deadline = time.monotonic() + timeout
@@ -107,6 +116,7 @@ class Healthd:
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.args = args or []
+        self.prefix = []  # a command the daemon runs under, e.g. nsenter into a namespace
         self.proc = None
         self.write_config(config_body, server_extra)
 
@@ -128,7 +138,7 @@ class Healthd:
 
     def start(self, wait_ready=False, timeout=10.0):
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(WRAPPER + [BINARY, "-c", self.config_path] + self.args,
+        self.proc = subprocess.Popen(self.prefix + WRAPPER + [BINARY, "-c", self.config_path] + self.args,
                                      stdout=self.logf, stderr=subprocess.STDOUT, env=self.env)
         wait_until(lambda: self.poll_alive() and self.get("/healthcheck/live").status == 200,
                    timeout, "magento-healthd to serve /healthcheck/live")

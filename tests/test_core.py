@@ -2,6 +2,8 @@
 
 Every test runs the real magento-healthd binary on a free loopback port.
 """
+import http.client
+import json
 import os
 import signal
 import subprocess
@@ -89,6 +91,23 @@ def test_details_gated_by_cidr(healthd, tmp_path):
     assert "draining" not in outside.body
 
 
+def test_long_details_from_over_repeated_keys(healthd, tmp_path):
+    """20 networks do not fit on one config line (inih reads at most 200 bytes): repeated keys and
+    an indented continuation line add up to one list, and 127.0.0.1, the last of them, gets
+    details while 127.0.0.2 does not."""
+    nets = [f"10.{i}.0.0/16" for i in range(19)] + ["127.0.0.1/32"]
+    lines = [f"details_from = {', '.join(nets[i:i + 6])}\n" for i in range(0, 18, 6)]
+    lines.append(f"details_from = {nets[18]},\n    {nets[19]}\n")
+    h = healthd(drain_conf(tmp_path), server_extra="".join(lines))
+    inside = h.wait_status("/healthcheck", 200).json()
+    assert inside["checks"]["drain:drain"][0]["output"] == "not draining"
+    outside = wait_http(h.host, h.port, "/healthcheck", 200, source=OUTSIDER)
+    assert outside.json()["checks"] == {"drain:drain": [{"status": "pass"}]}
+    r = subprocess.run([BINARY, "--test-config", "-c", h.config_path], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 0, r
+
+
 def test_details_gated_by_token(healthd, tmp_path):
     token = "tok-5ecret-9f3a1"
     (tmp_path / "token").write_text(token + "\n")
@@ -116,6 +135,30 @@ def test_drain_flip(healthd, tmp_path):
     h.wait_status("/healthcheck", 200)
     assert "drain:drain: pass -> fail: draining" in h.log()
     assert "drain:drain: fail -> pass" in h.log()
+
+
+def test_non_utf8_drain_file_keeps_its_output(healthd, tmp_path):
+    """A drain file whose name is not UTF-8 (Latin-1 "café"): the output is still shown, per check
+    and top-level, with the bad byte as U+FFFD, and the body is valid UTF-8 JSON."""
+    drain = os.fsencode(tmp_path) + b"/caf\xe9"
+    h = healthd("[check.drain]\ntype = drain\nfile = @FILE@\ninterval = 100ms\n", start=False)
+    with open(h.config_path, "rb") as f:
+        conf = f.read()
+    with open(h.config_path, "wb") as f:
+        f.write(conf.replace(b"@FILE@", drain))
+    h.start()
+    h.wait_status("/healthcheck", 200)
+    open(drain, "w").close()
+    h.wait_status("/healthcheck", 503)
+    conn = http.client.HTTPConnection(h.host, h.port, timeout=5)
+    try:
+        conn.request("GET", "/healthcheck")
+        body = json.loads(conn.getresponse().read().decode("utf-8"))  # strict: no bad bytes
+    finally:
+        conn.close()
+    want = f"draining: {tmp_path}/caf\ufffd exists"
+    assert body["checks"]["drain:drain"][0]["output"] == want, body
+    assert body["output"] == "drain:drain fail: " + want, body
 
 
 def test_magento_maintenance_flag(healthd, tmp_path):
@@ -245,6 +288,9 @@ def test_check_mode_exit_codes(tmp_path):
     ("[check.x]\ntype = disk\npath = /tmp\nspace_fail = 120%\n", ":4: [check.x] space_fail:"),
     ("[server]\n", ":1: no [check.NAME] section"),
     ("[check.d]\ntype = drain\ntype = disk\n", ":3: [check.d] type: given twice"),
+    # A healthy check would turn stale between runs: interval + timeout is the floor.
+    ("[check.d]\ntype = drain\ninterval = 3s\ntimeout = 100ms\nmax_age = 1s\n",
+     ":5: [check.d] max_age: must be at least interval + timeout"),
     ("garbage line\n", ":1: syntax error"),
 ])
 def test_bad_config_is_reported(tmp_path, body, needle):

@@ -3,6 +3,8 @@ filesystem (fsfreeze) that turns the check stale while probes stay fast.
 
 Mounting needs root, as in CI. Outside CI, without root, those tests skip; in CI they must run.
 """
+import http.client
+import json
 import os
 import re
 import subprocess
@@ -123,9 +125,61 @@ def test_hung_filesystem_goes_stale_while_probes_stay_fast(healthd, tmp_path, mo
     assert r.status == 503
     assert slowest < 0.1, f"a probe took {slowest:.3f}s while the check hung"
     # From pass, or from fail when a run that was cut short by the freeze timed out first.
-    assert re.search(r"disk:free: (pass|fail) -> fail: stale", h.log()), h.log()
+    assert re.search(r"disk:free: (pass|fail) -> fail: no result for [0-9.]+ m?s \(max_age [0-9.]+ m?s\)", h.log()), h.log()
     # Other checks keep running: the drain check still reports fresh results.
     assert h.get("/healthcheck").json()["checks"]["drain:drain"][0]["age"] < 1.0
     subprocess.run(["fsfreeze", "-u", str(mountpoint)], check=True)
     h.check("/healthcheck", "disk:free", status="pass")
     h.wait_status("/healthcheck", 200)
+
+
+def raw_json(h, path):
+    """GET `path` and parse it as strict UTF-8 JSON (http_get would hide bad bytes)."""
+    conn = http.client.HTTPConnection(h.host, h.port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read().decode("utf-8"))
+    finally:
+        conn.close()
+
+
+def disk_summary(paths):
+    """check_disk's output for paths that all fail statvfs with ENOENT: their parts joined by
+    "; " and cut at 255 bytes, as its fixed buffer does, whatever that cut falls on."""
+    out = b""
+    for p in paths:
+        part = f"{p}: statvfs: No such file or directory".encode()
+        if out and len(out) + 2 < 256:
+            out += b"; "
+        out += part[:255 - len(out)]
+    return out
+
+
+def test_non_utf8_and_long_paths_keep_their_output(healthd, tmp_path):
+    """A path that is not UTF-8 (Latin-1 "café"), and paths of multibyte characters whose joined
+    output crosses the 255-byte cut in the middle of a "€": the body stays valid JSON and every
+    output is there, per check and top-level; bad bytes show as U+FFFD and the cut falls before
+    the character that did not fit."""
+    latin1 = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(latin1)
+    # Five missing directories (a short config line, a long output), all failing statvfs.
+    missing = [f"/nx{i}" + "€" * 6 for i in range(5)]
+    cut = disk_summary(missing)
+    assert len(cut) == 255 and cut.decode("utf-8", "replace").endswith("\ufffd")  # mid-"€"
+    h = healthd(disk_conf(", ".join(missing)).replace("[check.disk]", "[check.long]")
+                + disk_conf("@LATIN1@", "space_fail = 100%").replace("[check.disk]",
+                                                                      "[check.latin]"),
+                start=False)
+    with open(h.config_path, "rb") as f:
+        conf = f.read()
+    with open(h.config_path, "wb") as f:
+        f.write(conf.replace(b"@LATIN1@", latin1))
+    h.start()
+    h.check("/healthcheck", "latin:free", status="fail")
+    h.check("/healthcheck", "long:free", status="fail")
+    body = raw_json(h, "/healthcheck")
+    latin = body["checks"]["latin:free"][0]
+    assert latin["output"].startswith(f"{tmp_path}/caf\ufffd: "), latin
+    long = body["checks"]["long:free"][0]
+    assert long["output"] == cut.decode("utf-8", "ignore"), long
+    assert body["output"] == "long:free fail: " + long["output"], body

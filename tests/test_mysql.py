@@ -301,8 +301,9 @@ def test_bad_config_is_refused(healthd, body, needle):
     assert "hunter2" not in r.stderr
 
 
-def make_tls_files(d):
-    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl tool."""
+def make_tls_files(d, san="IP:127.0.0.1"):
+    """A throwaway CA and a server certificate for `san` (127.0.0.1), made with the openssl
+    tool."""
     import subprocess
 
     def ssl(*args):
@@ -311,7 +312,7 @@ def make_tls_files(d):
     ssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
         "-subj", "/CN=magento-healthd test CA")
     ssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (d / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
+    (d / "san.ext").write_text(f"subjectAltName = {san}\n")
     ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
     ssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other-ca.pem", "-days", "2",
@@ -334,6 +335,50 @@ def test_tls_required_by_the_server(mariadb, healthd, pwfile, tmp_path):
     assert e["output"].startswith(("connect:", "auth:")), e
     e = h.check("/healthcheck", "wrongca:connectivity", status="fail", output_contains="connect:")
     assert "TLS" in e["output"] and "certificate" in e["output"], e
+
+
+def test_tls_by_host_name_verifies_the_name_the_config_gives(mariadb, healthd, pwfile, tmp_path):
+    """With tls = yes and a host name, Connector/C is given the name, resolves it itself (on an
+    abandonable helper thread, see test_faults.py) and checks the certificate against it."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    make_tls_files(good, san="DNS:localhost")
+    make_tls_files(bad, san="DNS:db.example.test")
+    db_good = mariadb(extra_args=[f"--ssl-ca={good / 'ca.pem'}", f"--ssl-cert={good / 'server.pem'}",
+                                  f"--ssl-key={good / 'server.key'}", "--require-secure-transport=ON"])
+    db_bad = mariadb(extra_args=[f"--ssl-ca={bad / 'ca.pem'}", f"--ssl-cert={bad / 'server.pem'}",
+                                 f"--ssl-key={bad / 'server.key'}", "--require-secure-transport=ON"])
+    add_check_user(db_good)
+    add_check_user(db_bad)
+    h = healthd(section("named", db_good, pwfile, f"tls = yes\ntls_ca = {good / 'ca.pem'}\n",
+                        host="localhost")
+                + section("othername", db_bad, pwfile, f"tls = yes\ntls_ca = {bad / 'ca.pem'}\n",
+                          host="localhost"))
+    e = h.check("/healthcheck", "named:connectivity", status="pass")
+    h.check("/healthcheck", "named:writable", status="pass")
+    assert db_good.connections_of("healthd") == 1
+    # Same CA, valid certificate, but issued to another name: refused.
+    e = h.check("/healthcheck", "othername:connectivity", status="fail")
+    assert e["output"].startswith("connect:") and "certificate" in e["output"].lower(), e
+    assert PASSWORD not in h.get("/healthcheck").body + h.log()
+
+
+def test_connectivity_keeps_its_answer_while_the_write_stalls(mariadb, healthd, pwfile):
+    """Issue 11, defect 5: the SELECT answered in time, so connectivity (node readiness) stays
+    pass while the heartbeat write waits on a global read lock and fails on its own."""
+    db = mariadb()
+    add_check_user(db)
+    h = healthd(section("db", db, pwfile))
+    h.check("/healthcheck", "db:writable", status="pass")
+    lock = db.connect()
+    try:
+        lock.cursor().execute("FLUSH TABLES WITH READ LOCK")
+        h.check("/healthcheck", "db:writable", status="fail", output_contains="write:", timeout=5)
+        for e in runs(h, "db:connectivity", 6):
+            assert e["status"] == "pass", e
+    finally:
+        lock.close()
 
 
 def tcp_connections_to(pid, port):

@@ -302,12 +302,8 @@ def test_systemd_analyze_verify(tree, tmp_path):
 # ---- the daemon's side of systemd: sd_notify and socket activation ----
 
 def _notify_socket(tmp_path):
-    import socket as socketlib
-    path = str(tmp_path / "notify.sock")
-    s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_DGRAM)
-    s.bind(path)
-    s.settimeout(0.05)
-    return s, path
+    from harness import notify_socket
+    return notify_socket(tmp_path)
 
 
 def test_sd_notify_ready_status_watchdog_reload_stopping(healthd, tmp_path):

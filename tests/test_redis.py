@@ -293,3 +293,29 @@ def test_check_mode_runs_once(tmp_path, redis_server):
     assert r.returncode == 0, r
     assert '"redis_session:writable"' in r.stdout
     assert os.path.exists(srv.socket)
+
+
+def test_paused_writes_do_not_flap_connectivity(healthd, redis_server):
+    """Issue 11, defect 5: during CLIENT PAUSE WRITE the PING answers at once and the write
+    stalls to the deadline. The run then ends a hair past its timeout; connectivity answered in
+    time and must stay pass in every run (it decides node readiness on every web node), while
+    writable fails on its own."""
+    srv = redis_server()
+    h = healthd(section("session", srv, "role = session\nrise = 1\nfall = 1\n"))
+    h.check("/healthcheck", "session:writable", status="pass")
+    client = srv.client()
+    seen = []
+    deadline = time.monotonic() + 4
+    client.execute_command("CLIENT", "PAUSE", "4000", "WRITE")
+    try:
+        while time.monotonic() < deadline:
+            r = h.get("/healthcheck")
+            body = r.json()
+            conn = body["checks"]["session:connectivity"][0]
+            seen.append((r.status, conn["status"], body["checks"]["session:writable"][0]["status"]))
+            time.sleep(0.02)
+    finally:
+        client.execute_command("CLIENT", "UNPAUSE")
+    assert any(w == "fail" for _, _, w in seen), "the write never stalled: " + repr(seen[-5:])
+    assert all(c == "pass" for _, c, _ in seen), [s for s in seen if s[1] != "pass"][:5]
+    assert all(code == 200 for code, _, _ in seen), "node readiness flapped"

@@ -136,6 +136,23 @@ def test_malformed_requests_get_4xx(healthd, tmp_path, request_bytes):
     assert h.get("/healthcheck").status == 200
 
 
+def test_request_memory_limit_is_the_one_readme_states(healthd, tmp_path):
+    """Issue 11, defect 10: README's per-connection request memory is what the daemon applies:
+    headers of three quarters of it are served, headers of five quarters get 431."""
+    import re
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    kib = int(re.search(r"\*\*Requests:\*\* (\d+) KiB of memory per connection", readme).group(1))
+    h = healthd(conf(tmp_path))
+    h.wait_status("/healthcheck", 200)
+
+    def with_headers(total):
+        line = b"X-Padding: " + b"a" * 1000 + b"\r\n"
+        return (b"GET /healthcheck/live HTTP/1.1\r\nHost: x\r\n" + line * (total // len(line)) +
+                b"\r\n")
+    assert raw(h, with_headers(kib * 1024 * 3 // 4)) == 200
+    assert raw(h, with_headers(kib * 1024 * 5 // 4)) == 431
+
+
 def test_query_strings_and_encodings_are_harmless(healthd, tmp_path):
     h = healthd(conf(tmp_path), server_extra="connection_timeout = 2s\n")
     h.wait_status("/healthcheck", 200)

@@ -18,7 +18,7 @@
 
 /* ---- temp files, removed by the teardown even when a test fails ---- */
 
-#define MAX_TEMPS 16
+#define MAX_TEMPS 64
 static char temps[MAX_TEMPS][256];
 static int n_temps;
 static char tempdir[256];
@@ -369,7 +369,7 @@ static void test_err_bad_numbers(void **state)
              "type = drain\n"
              "timeout = 1s\n"
              "max_age = 1s\n",
-             4, "[check.d]", "max_age", "longer than timeout", NULL);
+             4, "[check.d]", "max_age", "at least interval + timeout", NULL);
     load_err("[check.d]\n"
              "type = drain\n"
              "affects = everything\n",
@@ -389,6 +389,32 @@ static void test_err_bad_numbers(void **state)
              "[check.d]\n"
              "type = drain\n",
              2, "[server]", "magento_root", "absolute", NULL);
+}
+
+/* A run starts every `interval` and may take `timeout`: just before the next run reports, the
+ * last result is interval + timeout old. A shorter max_age marks a healthy check stale. */
+static void test_max_age_covers_interval_and_timeout(void **state)
+{
+    (void)state;
+    load_err("[check.d]\n"
+             "type = drain\n"
+             "interval = 3s\n"
+             "timeout = 100ms\n"
+             "max_age = 1s\n",
+             5, "[check.d]", "max_age", "at least interval + timeout", "3100", NULL);
+    load_err("[check.d]\n"
+             "type = drain\n"
+             "max_age = 3s\n"
+             "interval = 2s\n"
+             "timeout = 1001ms\n",
+             3, "[check.d]", "max_age", "at least interval + timeout", NULL);
+    struct mh_config *cfg = load_ok("[check.d]\n"
+                                    "type = drain\n"
+                                    "interval = 3s\n"
+                                    "timeout = 100ms\n"
+                                    "max_age = 3100ms\n");
+    assert_int_equal(cfg->checks[0]->max_age, 3100);
+    mh_config_free(cfg);
 }
 
 static void test_err_missing_type(void **state)
@@ -531,6 +557,228 @@ static void test_long_line_not_split(void **state)
     }
 }
 
+/* ---- same settings: whether a reload may carry a check's result over ---- */
+
+/* Loads two configs and says whether check `name` has the same settings in both. */
+static bool same_settings(const char *a_text, const char *b_text, const char *name)
+{
+    struct mh_config *a = load_ok(a_text), *b = load_ok(b_text);
+    const struct mh_check *ca = NULL, *cb = NULL;
+    for (int i = 0; i < a->n_checks; i++)
+        if (strcmp(a->checks[i]->name, name) == 0)
+            ca = a->checks[i];
+    for (int i = 0; i < b->n_checks; i++)
+        if (strcmp(b->checks[i]->name, name) == 0)
+            cb = b->checks[i];
+    assert_non_null(ca);
+    assert_non_null(cb);
+    bool same = mh_check_same_settings(ca, cb);
+    assert_true(mh_check_same_settings(ca, ca));
+    assert_true(mh_check_same_settings(cb, cb));
+    assert_int_equal(mh_check_same_settings(cb, ca), same);
+    mh_config_free(a);
+    mh_config_free(b);
+    return same;
+}
+
+#define DISK_AND_DRAIN                                                                             \
+    "[server]\nnode = web-1\nregion = eu-west-1\n"                                                 \
+    "[check.disk]\ntype = disk\npath = /\nspace_warn = 10%%\n"                                     \
+    "[check.drain]\ntype = drain\nfile = /tmp/mh-test-drain\n"
+
+/* DISK_AND_DRAIN with `old` (a line) replaced by `new`. */
+static const char *variant(const char *old, const char *new)
+{
+    static char out[8][1024];
+    static int next;
+    char *v = out[next++ % 8];
+    char base[1024];
+    snprintf(base, sizeof base, DISK_AND_DRAIN);
+    const char *at = strstr(base, old);
+    assert_non_null(at);
+    snprintf(v, sizeof out[0], "%.*s%s%s", (int)(at - base), base, new, at + strlen(old));
+    return v;
+}
+
+static void test_same_settings(void **state)
+{
+    (void)state;
+    char base[1024];
+    snprintf(base, sizeof base, "%s", variant("", "")); /* variant() reuses its buffers */
+    assert_true(same_settings(base, base, "disk"));
+    /* Another section changed, reordered or added: this check is unaffected. */
+    assert_true(
+        same_settings(base, variant("file = /tmp/mh-test-drain", "file = /tmp/other"), "disk"));
+    assert_true(same_settings(base,
+                              "[check.drain]\ntype = drain\nfile = /tmp/mh-test-drain\n"
+                              "[server]\nnode = web-1\nregion = eu-west-1\n"
+                              "[check.disk]\ntype = disk\npath = /\nspace_warn = 10%\n"
+                              "[check.new]\ntype = drain\n",
+                              "disk"));
+    /* [server] settings no check reads to decide what to probe. */
+    assert_true(same_settings(base, variant("region = eu-west-1", "region = us-east-1"), "disk"));
+    assert_true(
+        same_settings(base, variant("node = web-1", "node = web-1\nshutdown_delay = 1s"), "drain"));
+    /* The check's own settings, common or its type's. */
+    assert_false(same_settings(base, variant("path = /", "path = /tmp"), "disk"));
+    assert_false(same_settings(base, variant("space_warn = 10%", "space_warn = 20%"), "disk"));
+    assert_false(same_settings(base, variant("path = /", "path = /\ninterval = 3s"), "disk"));
+    assert_false(same_settings(base, variant("path = /", "path = /\nfall = 2"), "disk"));
+    assert_false(
+        same_settings(base, variant("path = /", "path = /\naffects = node, region"), "disk"));
+    assert_false(
+        same_settings(base, variant("file = /tmp/mh-test-drain", "file = /tmp/other"), "drain"));
+    /* [server] values that change what a check does: magento_root (the drain check's maintenance
+     * flag) and node (the name the disk write probe, the heartbeat and the Redis key use). */
+    assert_false(
+        same_settings(base, variant("node = web-1", "node = web-1\nmagento_root = /srv"), "drain"));
+    assert_false(same_settings(base, variant("node = web-1", "node = web-2"), "disk"));
+    /* The same check name with another type. */
+    assert_false(same_settings(base,
+                               variant("type = drain\nfile = /tmp/mh-test-drain",
+                                       "type = disk\npath = /tmp/mh-test-drain"),
+                               "drain"));
+}
+
+/* A secret read from a file counts: a new password is a new check, though the file name is
+ * the same. The secret itself is only hashed. */
+static void test_same_settings_secret(void **state)
+{
+    (void)state;
+    const char *pw1 = write_temp("first-password\n");
+    char text[512];
+    snprintf(text, sizeof text,
+             "[check.cache]\ntype = redis\nhost = 127.0.0.1\npassword_file = %s\n", pw1);
+    struct mh_config *a = load_ok(text);
+    struct mh_config *b = load_ok(text);
+    assert_true(mh_check_same_settings(a->checks[0], b->checks[0]));
+    FILE *f = fopen(pw1, "w");
+    assert_non_null(f);
+    fputs("second-password\n", f);
+    fclose(f);
+    struct mh_config *c = load_ok(text);
+    assert_false(mh_check_same_settings(a->checks[0], c->checks[0]));
+    mh_config_free(a);
+    mh_config_free(b);
+    mh_config_free(c);
+
+    assert_int_equal(setenv("MH_TEST_TOKEN", "env-pass-1", 1), 0);
+    const char *env =
+        "[check.cache]\ntype = redis\nhost = 127.0.0.1\npassword_env = MH_TEST_TOKEN\n";
+    a = load_ok(env);
+    assert_int_equal(setenv("MH_TEST_TOKEN", "env-pass-2", 1), 0);
+    b = load_ok(env);
+    assert_false(mh_check_same_settings(a->checks[0], b->checks[0]));
+    mh_config_free(a);
+    mh_config_free(b);
+}
+
+/* ---- lists over several lines ---- */
+
+/* "[server]\n" plus `lines`, then a drain check. */
+static const char *server_conf(const char *lines)
+{
+    static char text[4096];
+    snprintf(text, sizeof text, "[server]\n%s[check.d]\ntype = drain\n", lines);
+    return text;
+}
+
+/* inih cuts lines at 200 bytes, so a long list is given as repeated keys: each adds its items. */
+static void test_list_keys_repeat(void **state)
+{
+    (void)state;
+    char lines[2048] = "";
+    for (int i = 0; i < 20; i++)
+        snprintf(lines + strlen(lines), sizeof lines - strlen(lines), "%s10.%d.0.0/16%s",
+                 i % 7 == 0 ? "details_from = " : ", ", i, i % 7 == 6 || i == 19 ? "\n" : "");
+    strcat(lines, "trusted_proxies = 10.0.0.1\n"
+                  "node = n1\n"
+                  "trusted_proxies = ::1, 192.168.0.0/16\n"
+                  "listen = 127.0.0.1:9000\n"
+                  "listen = [::1]:9001\n");
+    struct mh_config *cfg = load_ok(server_conf(lines));
+    const struct mh_server_conf *sv = &cfg->server;
+    assert_int_equal(sv->n_details_from, 20);
+    for (int i = 0; i < 20; i++) { /* in file order */
+        assert_int_equal(sv->details_from[i].addr[1], i);
+        assert_int_equal(sv->details_from[i].prefix, 16);
+    }
+    assert_int_equal(sv->n_trusted_proxies, 3);
+    assert_int_equal(sv->trusted_proxies[0].family, AF_INET);
+    assert_int_equal(sv->trusted_proxies[1].family, AF_INET6);
+    assert_int_equal(sv->trusted_proxies[2].prefix, 16);
+    assert_int_equal(sv->n_listen, 2);
+    assert_int_equal(sv->listen[1].ss_family, AF_INET6);
+    mh_config_free(cfg);
+
+    /* An empty line adds nothing; the default is replaced as soon as the key is given. */
+    cfg = load_ok(server_conf("details_from =\ndetails_from = 10.0.0.0/8\n"));
+    assert_int_equal(cfg->server.n_details_from, 1);
+    mh_config_free(cfg);
+    cfg = load_ok(server_conf("details_from =\n"));
+    assert_int_equal(cfg->server.n_details_from, 0);
+    mh_config_free(cfg);
+}
+
+/* An indented line without '=' continues the list above it (inih hands it over as the same key
+ * again); an indented "key = value" stays an ordinary key. */
+static void test_list_continuation_lines(void **state)
+{
+    (void)state;
+    struct mh_config *cfg = load_ok(server_conf("details_from = 10.0.0.0/16, 10.1.0.0/16,\n"
+                                                "    10.2.0.0/16\n"
+                                                "\t10.3.0.0/16, fd00::/8 ; the office\n"
+                                                "  node = n1\n"
+                                                "trusted_proxies = 10.9.0.1\n"
+                                                "  10.9.0.2\n"));
+    const struct mh_server_conf *sv = &cfg->server;
+    assert_int_equal(sv->n_details_from, 5);
+    assert_int_equal(sv->details_from[2].addr[1], 2);
+    assert_int_equal(sv->details_from[3].addr[1], 3);
+    assert_int_equal(sv->details_from[4].family, AF_INET6);
+    assert_string_equal(sv->node, "n1");
+    assert_int_equal(sv->n_trusted_proxies, 2);
+    mh_config_free(cfg);
+}
+
+static void test_list_errors(void **state)
+{
+    (void)state;
+    /* 33 networks: the error names the key and the line where the list went past the limit. */
+    char lines[2048] = "";
+    for (int i = 0; i < 33; i++)
+        snprintf(lines + strlen(lines), sizeof lines - strlen(lines), "%s10.%d.0.0/16%s",
+                 i % 10 == 0 ? "details_from = " : ", ", i, i % 10 == 9 || i == 32 ? "\n" : "");
+    load_err(server_conf(lines), 5, "[server]", "details_from", "too many", "at most 32", NULL);
+    /* A bad item on a later line is reported on that line. */
+    load_err(server_conf("trusted_proxies = 10.0.0.1\n"
+                         "node = n\n"
+                         "trusted_proxies = 10.0.0.0/99\n"),
+             4, "[server]", "trusted_proxies", "invalid value", "10.0.0.0/99", NULL);
+    load_err(server_conf("details_from = 10.0.0.0/8,\n"
+                         "   nonsense\n"),
+             3, "[server]", "details_from", "invalid value", "nonsense", NULL);
+    load_err(server_conf("listen = 127.0.0.1:1, 127.0.0.1:2, 127.0.0.1:3, 127.0.0.1:4\n"
+                         "listen = 127.0.0.1:5, 127.0.0.1:6, 127.0.0.1:7, 127.0.0.1:8\n"
+                         "listen = 127.0.0.1:9\n"),
+             4, "[server]", "listen", "too many", "at most 8", NULL);
+    load_err(server_conf("listen =\n"), 2, "[server]", "listen", "one to 8", NULL);
+    /* Other keys still may not be repeated or continued. */
+    load_err(server_conf("region = a\n"
+                         "region = b\n"),
+             3, "[server]", "region", "given twice", "first on line 2", NULL);
+    load_err(server_conf("region = a\n"
+                         "  b\n"),
+             3, "[server]", "region", "only list keys", NULL);
+    load_err("[check.d]\n"
+             "type = drain\n"
+             "file = /tmp/a\n"
+             "  /tmp/b\n",
+             4, "[check.d]", "file", "only list keys", NULL);
+    /* An indented line right after a section header has nothing to continue. */
+    load_err(server_conf("  10.0.0.0/8\n"), 2, "syntax error", NULL);
+}
+
 /* ---- secrets ---- */
 
 static void test_inline_token_refused(void **state)
@@ -652,6 +900,7 @@ int main(void)
         cmocka_unit_test_teardown(test_err_key_twice, cleanup),
         cmocka_unit_test_teardown(test_err_bad_duration, cleanup),
         cmocka_unit_test_teardown(test_err_bad_numbers, cleanup),
+        cmocka_unit_test_teardown(test_max_age_covers_interval_and_timeout, cleanup),
         cmocka_unit_test_teardown(test_err_missing_type, cleanup),
         cmocka_unit_test_teardown(test_err_unknown_type, cleanup),
         cmocka_unit_test_teardown(test_err_disk_needs_path, cleanup),
@@ -660,6 +909,11 @@ int main(void)
         cmocka_unit_test_teardown(test_err_syntax, cleanup),
         cmocka_unit_test_teardown(test_err_bad_check_name, cleanup),
         cmocka_unit_test_teardown(test_long_line_not_split, cleanup),
+        cmocka_unit_test_teardown(test_same_settings, cleanup),
+        cmocka_unit_test_teardown(test_same_settings_secret, cleanup),
+        cmocka_unit_test_teardown(test_list_keys_repeat, cleanup),
+        cmocka_unit_test_teardown(test_list_continuation_lines, cleanup),
+        cmocka_unit_test_teardown(test_list_errors, cleanup),
         cmocka_unit_test_teardown(test_inline_token_refused, cleanup),
         cmocka_unit_test_teardown(test_token_file, cleanup),
         cmocka_unit_test_teardown(test_token_file_errors, cleanup),

@@ -397,6 +397,39 @@ static void post_status(struct mh_registry *reg, int idx, enum mh_status s, cons
     mh_registry_post(reg, idx, &run, 1.5);
 }
 
+/* A first run that never finishes must not leave readiness at "starting" forever: after max_age
+ * the check fails with a reason, and the transition is reported. */
+static void test_registry_first_run_overdue(void **state)
+{
+    (void)state;
+    struct recorder rec = {0};
+    struct mh_registry *reg = mh_registry_new(load(DRAIN_CHECK), on_transition, &rec);
+    assert_non_null(reg);
+    struct mh_snapshot *snap = calloc(1, sizeof *snap);
+    assert_non_null(snap);
+    struct timespec give_up;
+    mh_deadline_in(&give_up, 5000);
+    while (!mh_registry_refresh(reg) && mh_deadline_left(&give_up) > 0)
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    mh_registry_snapshot(reg, snap);
+    struct mh_readiness r;
+    mh_readiness_compute(snap, MH_AFFECTS_NODE, &r);
+    assert_int_equal(r.status, MH_FAIL);
+    assert_non_null(strstr(r.reason, "drain:drain fail: no result after "));
+    assert_non_null(strstr(r.reason, "(first run still running)"));
+    assert_int_equal(rec.n, 1);
+    assert_true(rec.t[0].first);
+    assert_int_equal(rec.t[0].to, MH_FAIL);
+    assert_false(mh_registry_all_reported(reg));
+    assert_false(mh_registry_refresh(reg));       /* reported once, not on every tick */
+    post_status(reg, 0, MH_PASS, "not draining"); /* the run comes back after all */
+    mh_registry_snapshot(reg, snap);
+    mh_readiness_compute(snap, MH_AFFECTS_NODE, &r);
+    assert_int_equal(r.status, MH_PASS);
+    free(snap);
+    mh_registry_unref(reg);
+}
+
 static void test_registry_round_trip(void **state)
 {
     (void)state;
@@ -483,7 +516,8 @@ static void test_registry_round_trip(void **state)
     assert_int_equal(rec.t[1].from, MH_PASS);
     assert_int_equal(rec.t[1].to, MH_FAIL);
     assert_false(rec.t[1].first);
-    assert_string_equal(rec.t[1].output, "stale");
+    assert_non_null(strstr(rec.t[1].output, "no result for "));
+    assert_non_null(strstr(rec.t[1].output, "(max_age 50 ms)"));
     uint64_t gen_stale = mh_registry_generation(reg);
     mh_registry_snapshot(reg, snap);
     assert_true(snap->checks[0].m[0].stale);
@@ -491,7 +525,7 @@ static void test_registry_round_trip(void **state)
     assert_true(snap->checks[0].age_ms > 50);
     mh_readiness_compute(snap, MH_AFFECTS_NODE, &r);
     assert_int_equal(r.status, MH_FAIL);
-    assert_string_equal(r.reason, "drain:drain fail: stale");
+    assert_non_null(strstr(r.reason, "drain:drain fail: no result for "));
     /* Already stale: refreshing again changes nothing. */
     assert_false(mh_registry_refresh(reg));
     assert_int_equal(mh_registry_generation(reg), gen_stale);
@@ -625,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_readiness_shutting_down),
         cmocka_unit_test(test_readiness_affects_none_ignored),
         cmocka_unit_test(test_readiness_stale_reason),
+        cmocka_unit_test_teardown(test_registry_first_run_overdue, remove_cfg),
         cmocka_unit_test_teardown(test_registry_round_trip, remove_cfg),
         cmocka_unit_test_teardown(test_registry_wait_times_out, remove_cfg),
         cmocka_unit_test_teardown(test_registry_adopt, remove_cfg),

@@ -454,6 +454,51 @@ static void test_escaping(void **state)
     free(snap);
 }
 
+/* Text from outside (a server's reply, a path, a cut made by byte count) may not be UTF-8, which
+ * jansson refuses: the key must still be there, with the bad bytes shown as U+FFFD. */
+static void test_invalid_utf8_keeps_every_key(void **state)
+{
+    (void)state;
+    struct mh_snapshot *snap = new_snapshot();
+    snprintf(server.node, sizeof server.node, "n\xe9ud");
+    snprintf(server.region, sizeof server.region, "r\xff");
+    set_meas(snap, 0, 0, MH_FAIL, "/srv/caf\xe9: 1.0% free");
+    /* Cut by byte count in the middle of U+20AC. */
+    set_meas(snap, 2, 0, MH_WARN, "queue \xe2\x82");
+    struct mh_check_view *db = &snap->checks[1];
+    snprintf(db->facts[0].value, sizeof db->facts[0].value, "10.11\xc0\xaf");
+    snprintf(db->facts[1].key, sizeof db->facts[1].key, "k\xed\xa0\x80");
+    snprintf(db->facts[1].value, sizeof db->facts[1].value, "v");
+    db->n_facts = 2;
+    struct rendered r = render(snap, MH_VIEW_REPORT, true);
+    assert_string_equal(str(r.root, "node"), "n\xef\xbf\xbdud");
+    assert_string_equal(str(r.root, "region"), "r\xef\xbf\xbd");
+    assert_string_equal(str(entry(r.root, "disk:free"), "output"),
+                        "/srv/caf\xef\xbf\xbd: 1.0% free");
+    assert_string_equal(str(entry(r.root, "cron:queue"), "output"),
+                        "queue \xef\xbf\xbd\xef\xbf\xbd");
+    assert_string_equal(str(json_object_get(r.root, "node_readiness"), "output"),
+                        "disk:free fail: /srv/caf\xef\xbf\xbd: 1.0% free");
+    json_t *details = json_object_get(entry(r.root, "db:connectivity"), "details");
+    assert_string_equal(str(details, "version"), "10.11\xef\xbf\xbd\xef\xbf\xbd");
+    assert_string_equal(str(details, "k\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"), "v");
+    done(&r);
+
+    r = render(snap, MH_VIEW_NODE, true);
+    assert_string_equal(str(r.root, "output"), "disk:free fail: /srv/caf\xef\xbf\xbd: 1.0% free");
+    assert_string_equal(str(r.root, "node"), "n\xef\xbf\xbdud");
+    done(&r);
+
+    /* Stale: the last output is quoted inside a longer text. */
+    mh_meas_mark_stale(&snap->checks[0].m[0]);
+    assert_true(snap->checks[0].m[0].stale);
+    r = render(snap, MH_VIEW_NODE, true);
+    assert_non_null(
+        strstr(str(entry(r.root, "disk:free"), "output"), "last: /srv/caf\xef\xbf\xbd: 1.0% free"));
+    done(&r);
+    free(snap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,7 +506,7 @@ int main(void)
         cmocka_unit_test(test_public_region), cmocka_unit_test(test_public_starting_and_shutdown),
         cmocka_unit_test(test_detailed_node), cmocka_unit_test(test_detailed_reasons),
         cmocka_unit_test(test_live),          cmocka_unit_test(test_report),
-        cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_escaping),      cmocka_unit_test(test_invalid_utf8_keeps_every_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
