@@ -20,6 +20,7 @@ SOURCE_ROOT = os.path.dirname(HERE)
 BINARY = os.path.abspath(os.environ.get("MH_BINARY", os.path.join(SOURCE_ROOT, "build", "magento-healthd")))
 BUILD_DIR = os.path.dirname(BINARY)
 SAMPLE = os.path.join(SOURCE_ROOT, "magento-healthd.conf.sample")
+DEFAULT_CONFIG = os.path.join(SOURCE_ROOT, "magento-healthd.conf.default")
 NGINX_SNIPPET = os.path.join(SOURCE_ROOT, "nginx", "magento-healthd.conf")
 
 MAX_EXPOSURE = 2.0
@@ -67,6 +68,13 @@ class Tree:
     def read(self, installed):
         with open(self.path(installed), encoding="utf-8") as f:
             return f.read()
+
+    def config(self):
+        """The installed path of the configuration, which an install script writes (it is not
+        in meson's plan): the file the service's ExecStart names."""
+        unit = unit_settings(self.read(self.dest("magento-healthd.service")))
+        (exec_start,) = unit[("Service", "ExecStart")]
+        return exec_start.split()[2]
 
 
 @pytest.fixture(scope="module")
@@ -119,26 +127,58 @@ def test_units_are_installed_in_the_system_unit_dir(tree):
         assert not left, f"{dest} has unconfigured variables: {left}"
 
 
-def test_sample_config_is_installed_as_the_config(tree, tmp_path):
+def loads_with_its_credentials(binary, config_path, tmp_path):
+    """Whether a config loads as it is, given the credentials (LoadCredential=) and environment
+    variables its active NAME_file and NAME_env keys name. Returns the CompletedProcess."""
+    creds = tmp_path / "credentials"
+    creds.mkdir(exist_ok=True)
+    env = {"CREDENTIALS_DIRECTORY": str(creds)}
+    with open(config_path, encoding="utf-8") as f:
+        for line in f.read().splitlines():
+            m = re.match(r"^\s*\w+_file\s*=\s*%d/(\S+)", line)
+            if m:
+                (creds / m.group(1)).write_text("not-a-real-secret\n")
+            m = re.match(r"^\s*\w+_env\s*=\s*(\w+)", line)
+            if m:
+                env[m.group(1)] = "not-a-real-secret"
+    return run([binary, "-c", config_path, "--test-config"], env=env)
+
+
+def test_sample_config_is_installed_with_the_docs(tree, tmp_path):
     dest = tree.dest("magento-healthd.conf.sample")
-    assert dest.endswith("etc/magento-healthd/magento-healthd.conf"), dest
+    assert dest.endswith("share/doc/magento-healthd/magento-healthd.conf.sample"), dest
     with open(SAMPLE, encoding="utf-8") as f:
         assert tree.read(dest) == f.read()
-    # The file shipped as the live configuration must load as it is, given the credentials
-    # (LoadCredential=) and environment variables its active NAME_file and NAME_env keys name.
-    creds = tmp_path / "credentials"
-    creds.mkdir()
-    env = {"CREDENTIALS_DIRECTORY": str(creds)}
-    for line in tree.read(dest).splitlines():
-        m = re.match(r"^\s*\w+_file\s*=\s*%d/(\S+)", line)
-        if m:
-            (creds / m.group(1)).write_text("not-a-real-secret\n")
-        m = re.match(r"^\s*\w+_env\s*=\s*(\w+)", line)
-        if m:
-            env[m.group(1)] = "not-a-real-secret"
     binary = tree.path(tree.dest(os.sep + "magento-healthd"))
-    r = run([binary, "-c", tree.path(dest), "--test-config"], env=env)
-    assert r.returncode == 0, f"the installed configuration does not load: {r.stderr}"
+    r = loads_with_its_credentials(binary, tree.path(dest), tmp_path)
+    assert r.returncode == 0, f"the sample configuration does not load: {r.stderr}"
+
+
+def test_default_config_is_installed_and_starts_a_bare_node(tree, tmp_path):
+    """The installed configuration is the bare node's (disk and drain only): it loads with no
+    credentials at all, and its other sections are there, commented out."""
+    dest = tree.config()
+    assert dest.endswith("etc/magento-healthd/magento-healthd.conf"), dest
+    text = tree.read(dest)
+    with open(DEFAULT_CONFIG, encoding="utf-8") as f:
+        assert text == f.read()
+    binary = tree.path(tree.dest(os.sep + "magento-healthd"))
+    r = run([binary, "-c", tree.path(dest), "--test-config"])
+    assert r.returncode == 0 and "2 checks" in r.stdout, r
+    for section in (";[check.db]", ";[check.redis_session]", ";[check.fpm]"):
+        assert section in text
+
+
+def test_meson_install_never_overwrites_a_config(tree):
+    """Issue 16: an upgrade by `meson install` keeps the node's edited configuration."""
+    path = tree.path(tree.config())
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("; edited on this node\n")
+    r = run([shutil.which("meson"), "install", "-C", BUILD_DIR, "--no-rebuild", "--destdir",
+             tree.destdir])
+    assert r.returncode == 0, r.stderr
+    with open(path, encoding="utf-8") as f:
+        assert f.read().endswith("; edited on this node\n")
 
 
 def test_service_runs_the_installed_binary_with_the_installed_config(tree):
@@ -146,7 +186,7 @@ def test_service_runs_the_installed_binary_with_the_installed_config(tree):
     (exec_start,) = unit[("Service", "ExecStart")]
     argv = exec_start.split()
     assert argv[0] == tree.dest(os.sep + "magento-healthd")
-    assert argv[1:] == ["-c", tree.dest("magento-healthd.conf.sample")]
+    assert argv[1] == "-c" and os.path.isfile(tree.path(argv[2])), argv
 
 
 @pytest.mark.skipif(not os.path.exists(NGINX_SNIPPET), reason="no nginx/magento-healthd.conf yet")
