@@ -5,6 +5,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Healthd  # noqa: E402
+from svc_mariadb import MariaDBFactory  # noqa: E402
 
 
 @pytest.fixture
@@ -22,3 +23,11 @@ def healthd(tmp_path):
     yield make
     for h in started:
         h.stop()
+
+
+@pytest.fixture
+def mariadb(tmp_path):
+    """Factory for MariaDB servers; every server is stopped afterwards, also on failure."""
+    factory = MariaDBFactory(str(tmp_path / "mariadb"))
+    yield factory.new
+    factory.stop_all()

@@ -64,6 +64,23 @@ def wait_until(predicate, timeout=10.0, what="condition", interval=0.02):
         time.sleep(interval)
 
 
+def toggle_drain(h, drain, checks, times):
+    """Drains (creates `drain`) and undrains, `times` in all, each time until every drain check
+    in `checks` (names) shows it in the detailed view."""
+    for i in range(times):
+        if i % 2 == 0:
+            with open(drain, "w") as f:
+                f.write("draining\n")
+        else:
+            os.unlink(drain)
+        want = "fail" if i % 2 == 0 else "pass"
+
+        def seen():
+            entries = h.get("/healthcheck", timeout=2).json()["checks"]
+            return all(entries[f"{name}:drain"][0]["status"] == want for name in checks)
+        wait_until(seen, 5, f"toggle {i}: {want}")
+
+
 class Response:
     def __init__(self, status, headers, body, elapsed):
         self.status = status

@@ -79,6 +79,18 @@ class SwallowingResolverNetns:
             os.close(own)
             os.close(target)
 
+    def host(self, h):
+        """Makes the not yet started Healthd `h` run inside the namespace and answers its HTTP
+        requests from there. Returns h."""
+        h.prefix = self.prefix
+        plain_get = h.get
+
+        def get(path, **kw):
+            with self.inside():
+                return plain_get(path, **kw)
+        h.get = get
+        return h
+
     def run(self, argv, **kw):
         """Runs a command inside the namespace (e.g. getent, to show that lookups hang)."""
         return subprocess.run(self.prefix + argv, **kw)

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from harness import BINARY, WRAPPER, notify_socket, wait_until
+from harness import BINARY, WRAPPER, notify_socket, toggle_drain, wait_until
 from netns import SwallowingResolverNetns
 
 SLACK = 0.75  # seconds of scheduling slack on top of a documented bound
@@ -58,18 +58,6 @@ class Notifications:
         return [t for t, m in self.messages if m == text]
 
 
-def in_netns(h, ns):
-    """Makes healthd `h` run inside `ns` and be reached there."""
-    h.prefix = ns.prefix
-    plain_get = h.get
-
-    def get(path, **kw):
-        with ns.inside():
-            return plain_get(path, **kw)
-    h.get = get
-    return h
-
-
 def mysql_tls_section(name, pwfile, timeout="1s"):
     return (f"[check.{name}]\ntype = mysql\nhost = {HANGING_NAME}\nport = 3306\nuser = healthd\n"
             f"password_file = {pwfile}\ntls = yes\ninterval = 1s\ntimeout = {timeout}\n"
@@ -96,7 +84,7 @@ def test_mysql_tls_by_name_is_bounded_by_the_timeout(netns, healthd, pwfile, tmp
     h = healthd(mysql_tls_section("db", pwfile) +
                 f"[check.drain]\ntype = drain\nfile = {tmp_path}/drain\ninterval = 200ms\n",
                 start=False)
-    in_netns(h, netns).start()
+    netns.host(h).start()
     started = time.monotonic()
     e = h.check("/healthcheck", "db:connectivity", status="fail", timeout=5 + 1 + SLACK)
     assert "timed out" in e["output"] and HANGING_NAME in e["output"], e
@@ -116,7 +104,7 @@ def test_mysql_tls_by_name_is_bounded_by_the_timeout(netns, healthd, pwfile, tmp
 def test_redis_by_name_is_bounded_by_the_timeout(netns, healthd, tmp_path):
     h = healthd(f"[check.cache]\ntype = redis\nhost = {HANGING_NAME}\nwrite = no\n"
                 "interval = 1s\ntimeout = 500ms\n", start=False)
-    in_netns(h, netns).start()
+    netns.host(h).start()
     e = h.check("/healthcheck", "cache:connectivity", status="fail", timeout=5 + 1 + SLACK,
                 output_contains="resolve:")
     assert "no answer from DNS in time" in e["output"] and e["duration"] <= 0.5 + SLACK, e
@@ -178,7 +166,7 @@ def test_reload_and_shutdown_never_wait_on_hanging_checks(netns, healthd, pwfile
              "timeout = 100ms\nmax_age = 1s\n")
     h = healthd(body, start=False, server_extra="shutdown_delay = 1s\n",
                 env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"})
-    in_netns(h, netns).start()
+    netns.host(h).start()
     h.check("/healthcheck", "drain:drain", status="pass")
     # Let the mysql runs get stuck in their lookups.
     wait_until(lambda: all(h.get("/healthcheck").json()["checks"][f"db{i}:connectivity"][0]
@@ -225,21 +213,6 @@ def test_reload_and_shutdown_never_wait_on_hanging_checks(netns, healthd, pwfile
     sock.close()
 
 
-def toggle_all(h, drain, times):
-    """Drains and undrains `times` times, each time until all eight checks have seen it."""
-    for i in range(times):
-        if i % 2 == 0:
-            drain.write_text("draining\n")
-        else:
-            drain.unlink()
-        want = "fail" if i % 2 == 0 else "pass"
-
-        def all_seen():
-            checks = h.get("/healthcheck", timeout=2).json()["checks"]
-            return all(checks[f"drain{n}:drain"][0]["status"] == want for n in range(8))
-        wait_until(all_seen, 5, f"toggle {i}: all checks {want}")
-
-
 def test_stalled_stderr_never_stalls_probes(healthd, tmp_path):
     """Defect 4: with stderr a pipe nobody reads, transition log lines must not block the
     registry lock: probes keep answering, lines are dropped and counted, SIGTERM still exits."""
@@ -255,7 +228,7 @@ def test_stalled_stderr_never_stalls_probes(healthd, tmp_path):
     os.close(write_end)
     try:
         wait_until(lambda: h.get("/healthcheck/live").status == 200, 10, "live")
-        toggle_all(h, drain, 40)  # 320 lines: well past what the pipe and the log queue hold
+        toggle_drain(h, drain, [f"drain{i}" for i in range(8)], 40)  # 320 lines: well past what the pipe and the log queue hold
         for path in ("/healthcheck", "/healthcheck/live", "/metrics", "/healthcheck/region"):
             r = h.get(path, timeout=2)
             assert r.elapsed < 0.1 + SLACK, (path, r.elapsed)
@@ -275,7 +248,7 @@ def test_stalled_stderr_never_stalls_probes(healthd, tmp_path):
             return b"log lines were dropped" in got
         wait_until(read_some, 5, "the dropped-lines count in the log")
         # Fill the pipe again and stop with nobody reading: SIGTERM must still end the process.
-        toggle_all(h, drain, 30)
+        toggle_drain(h, drain, [f"drain{i}" for i in range(8)], 30)
         t0 = time.monotonic()
         h.proc.send_signal(signal.SIGTERM)
         h.proc.wait(EXIT_BOUND + 10)

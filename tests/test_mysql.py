@@ -14,20 +14,12 @@ import pymysql
 import pytest
 
 from harness import wait_until
-from svc_mariadb import MariaDBFactory
+from tlsfiles import make_tls_files
 
 PASSWORD = "Hc-7f3q9-pass"  # must never show up in any output
 INTERVAL, TIMEOUT = 0.2, 0.5
 FAST = (f"interval = {int(INTERVAL * 1000)}ms\ntimeout = {int(TIMEOUT * 1000)}ms\nrise = 1\nfall = 1\n"
         "max_age = 2s\n")
-
-
-@pytest.fixture
-def mariadb(tmp_path):
-    """Factory for MariaDB servers; every server is stopped afterwards, also on failure."""
-    factory = MariaDBFactory(str(tmp_path / "mariadb"))
-    yield factory.new
-    factory.stop_all()
 
 
 @pytest.fixture
@@ -301,33 +293,14 @@ def test_bad_config_is_refused(healthd, body, needle):
     assert "hunter2" not in r.stderr
 
 
-def make_tls_files(d, san="IP:127.0.0.1"):
-    """A throwaway CA and a server certificate for `san` (127.0.0.1), made with the openssl
-    tool."""
-    import subprocess
-
-    def ssl(*args):
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=30)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    ssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=magento-healthd test CA")
-    ssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (d / "san.ext").write_text(f"subjectAltName = {san}\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
-    ssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other-ca.pem", "-days", "2",
-        "-subj", "/CN=some other CA")
-    return d
-
-
 def test_tls_required_by_the_server(mariadb, healthd, pwfile, tmp_path):
-    d = make_tls_files(tmp_path)
+    d = make_tls_files(tmp_path, "IP:127.0.0.1")
     db = mariadb(extra_args=[f"--ssl-ca={d / 'ca.pem'}", f"--ssl-cert={d / 'server.pem'}",
                              f"--ssl-key={d / 'server.key'}", "--require-secure-transport=ON"])
     add_check_user(db)
     h = healthd(section("tls", db, pwfile, f"tls = yes\ntls_ca = {d / 'ca.pem'}\n")
                 + section("plain", db, pwfile)
-                + section("wrongca", db, pwfile, f"tls = yes\ntls_ca = {d / 'other-ca.pem'}\n"))
+                + section("wrongca", db, pwfile, f"tls = yes\ntls_ca = {d / 'wrong-ca.pem'}\n"))
     h.check("/healthcheck", "tls:connectivity", status="pass")
     h.check("/healthcheck", "tls:writable", status="pass")
     # MariaDB refuses a login without TLS under require_secure_transport as "access denied".
@@ -343,8 +316,8 @@ def test_tls_by_host_name_verifies_the_name_the_config_gives(mariadb, healthd, p
     good, bad = tmp_path / "good", tmp_path / "bad"
     good.mkdir()
     bad.mkdir()
-    make_tls_files(good, san="DNS:localhost")
-    make_tls_files(bad, san="DNS:db.example.test")
+    make_tls_files(good, "DNS:localhost")
+    make_tls_files(bad, "DNS:db.example.test")
     db_good = mariadb(extra_args=[f"--ssl-ca={good / 'ca.pem'}", f"--ssl-cert={good / 'server.pem'}",
                                   f"--ssl-key={good / 'server.key'}", "--require-secure-transport=ON"])
     db_bad = mariadb(extra_args=[f"--ssl-ca={bad / 'ca.pem'}", f"--ssl-cert={bad / 'server.pem'}",

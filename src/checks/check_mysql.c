@@ -78,6 +78,7 @@
  * write that outlives the run stays in flight on the single connection and is finished at the
  * start of the next run (connectivity warns meanwhile); one blocked far longer is abandoned. */
 #include "mh_check.h"
+#include "mh_check_text.h"
 #include "mh_offload.h"
 #include "mh_resolve.h"
 
@@ -198,26 +199,6 @@ static void step_deadline(struct timespec *out, const struct timespec *deadline,
     }
 }
 
-/* snprintf() for one-line messages, where cutting a long host or server text is intended. */
-static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
-/* Overwrites every occurrence of the password: server messages quote user input. */
-static void scrub(char *text, const char *secret)
-{
-    size_t n = secret ? strlen(secret) : 0;
-    if (n == 0)
-        return;
-    for (char *p = strstr(text, secret); p; p = strstr(p + n, secret))
-        memset(p, '*', n);
-}
-
 /* mh_observe() with the password scrubbed from the text. */
 static void observe(struct mysql_impl *im, struct mh_run *out, int i, enum mh_status st,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -231,7 +212,7 @@ static void observe(struct mysql_impl *im, struct mh_run *out, int i, enum mh_st
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    scrub(text, im->conf.password);
+    mh_scrub(text, im->conf.password);
     mh_observe(out, i, st, "%s", text);
 }
 
@@ -409,16 +390,16 @@ static enum step lookup_host(struct mysql_impl *im, const struct timespec *deadl
     enum mh_lookup_result r =
         mh_lookup_host(&im->lookup, im->conf.host, deadline, &res, why, sizeof why);
     if (r != MH_LOOKUP_OK) {
-        say(err, errlen,
-            r == MH_LOOKUP_TIMEOUT ? "connect: DNS lookup timed out: %s"
-                                   : "connect: cannot resolve %s",
-            why);
+        mh_say(err, errlen,
+               r == MH_LOOKUP_TIMEOUT ? "connect: DNS lookup timed out: %s"
+                                      : "connect: cannot resolve %s",
+               why);
         return r == MH_LOOKUP_TIMEOUT ? STEP_TIMEOUT : STEP_ERROR;
     }
     take_addresses(res, t);
     freeaddrinfo(res);
     if (t->n == 0) {
-        say(err, errlen, "connect: cannot resolve %s: no usable address", im->conf.host);
+        mh_say(err, errlen, "connect: cannot resolve %s: no usable address", im->conf.host);
         return STEP_ERROR;
     }
     return STEP_DONE;
@@ -613,10 +594,10 @@ static enum step open_connection(struct mysql_impl *im, mh_ms timeout,
         t.n = 1;
         st = connect_by_name(im, timeout, &dl);
         if (st == STEP_TIMEOUT && !im->conn)
-            say(err, errlen,
-                "connect: timed out after %.0f ms: name lookup, connect or TLS handshake to %s "
-                "still running%s",
-                mh_ms_since(&start), im->conf.host, waited ? " (since an earlier run)" : "");
+            mh_say(err, errlen,
+                   "connect: timed out after %.0f ms: name lookup, connect or TLS handshake to %s "
+                   "still running%s",
+                   mh_ms_since(&start), im->conf.host, waited ? " (since an earlier run)" : "");
     } else {
         st = resolve_target(im, &dl, &t, err, errlen);
         for (int i = 0; st == STEP_DONE && i < t.n; i++) {
@@ -631,15 +612,16 @@ static enum step open_connection(struct mysql_impl *im, mh_ms timeout,
         im->connects++;
         im->aurora = -1;
     } else if (!im->conn && st == STEP_ERROR && t.n > 0) {
-        say(err, errlen, "connect: out of memory");
+        mh_say(err, errlen, "connect: out of memory");
     } else if (st == STEP_TIMEOUT && im->conn) {
-        say(err, errlen, "connect: no answer from the server within %.0f ms", mh_ms_since(&start));
+        mh_say(err, errlen, "connect: no answer from the server within %.0f ms",
+               mh_ms_since(&start));
         disconnect(im, true);
     } else if (st == STEP_ERROR && im->conn) {
         unsigned e = mysql_errno(im->conn);
         char text[ERR_MAX];
         last_error(im->conn, text, sizeof text);
-        say(err, errlen, "%s: %s", is_auth_error(e) ? "auth" : "connect", text);
+        mh_say(err, errlen, "%s: %s", is_auth_error(e) ? "auth" : "connect", text);
         disconnect(im, false);
     }
     return st;
@@ -726,7 +708,7 @@ static bool connect_and_probe(struct mysql_impl *im, mh_ms timeout, const struct
         if (st == STEP_DONE)
             return true;
         if (st == STEP_TIMEOUT) {
-            say(err, sizeof err, "query: no answer to SELECT within %.0f ms", p->rtt_ms);
+            mh_say(err, sizeof err, "query: no answer to SELECT within %.0f ms", p->rtt_ms);
             disconnect(im, true);
             fail_all(im, out, err);
             return false;
@@ -734,7 +716,7 @@ static bool connect_and_probe(struct mysql_impl *im, mh_ms timeout, const struct
         unsigned e = mysql_errno(im->conn);
         char text[ERR_MAX];
         last_error(im->conn, text, sizeof text);
-        say(err, sizeof err, "query: %s", text);
+        mh_say(err, sizeof err, "query: %s", text);
         if (!is_connection_lost(e)) {
             fail_all(im, out, err);
             return false;
@@ -857,7 +839,7 @@ static bool create_table(struct mysql_impl *im, const struct timespec *dl, char 
     if (st == STEP_DONE)
         return true;
     if (st == STEP_TIMEOUT) {
-        say(err, len, "write: CREATE TABLE %s timed out", table);
+        mh_say(err, len, "write: CREATE TABLE %s timed out", table);
         disconnect(im, true);
         return false;
     }
@@ -865,13 +847,13 @@ static bool create_table(struct mysql_impl *im, const struct timespec *dl, char 
     char text[ERR_MAX];
     last_error(im->conn, text, sizeof text);
     if (e == E_TABLEACCESS_DENIED || e == E_DBACCESS_DENIED)
-        say(err, len, "write: heartbeat table missing, CREATE denied; run: CREATE TABLE %s %s",
-            table, HEARTBEAT_COLUMNS);
+        mh_say(err, len, "write: heartbeat table missing, CREATE denied; run: CREATE TABLE %s %s",
+               table, HEARTBEAT_COLUMNS);
     else if (e == E_BAD_DB)
-        say(err, len, "write: database `%s` does not exist; run: CREATE DATABASE `%s`",
-            im->conf.database, im->conf.database);
+        mh_say(err, len, "write: database `%s` does not exist; run: CREATE DATABASE `%s`",
+               im->conf.database, im->conf.database);
     else
-        say(err, len, "write: CREATE TABLE %s failed: %s", table, text);
+        mh_say(err, len, "write: CREATE TABLE %s failed: %s", table, text);
     if (is_connection_lost(e))
         disconnect(im, false);
     return false;

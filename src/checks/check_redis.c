@@ -23,6 +23,7 @@
  * hiredis 0.14 (Debian 12) and 1.x, with TLS where hiredis_ssl exists (MH_HAVE_HIREDIS_SSL).
  * The password never appears in an output or fact: server errors are scrubbed of it too. */
 #include "mh_check.h"
+#include "mh_check_text.h"
 #include "mh_resolve.h"
 
 #include <arpa/inet.h>
@@ -106,34 +107,6 @@ static mh_ms step_budget(const struct timespec *deadline, mh_ms own_timeout)
     return left;
 }
 
-/* Writes "STAGE: text" into err. */
-static void stage_error(char *err, const char *stage, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void stage_error(char *err, const char *stage, const char *fmt, ...)
-{
-    int n = snprintf(err, ERR_MAX, "%s: ", stage);
-    if (n < 0 || n >= ERR_MAX)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err + n, ERR_MAX - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-/* Replaces every occurrence of the secret in `text` with "***", in case a server or library
- * error ever echoes what we sent. */
-static void redact(char *text, const char *secret)
-{
-    if (!secret || !*secret)
-        return;
-    size_t slen = strlen(secret);
-    size_t keep = slen < 3 ? slen : 3;
-    for (char *p = strstr(text, secret); p; p = strstr(p + keep, secret)) {
-        memcpy(p, "***", keep);
-        memmove(p + keep, p + slen, strlen(p + slen) + 1);
-    }
-}
-
 static void close_connection(struct redis_impl *r)
 {
     if (r->ctx)
@@ -164,7 +137,7 @@ static int resolve_host(struct redis_impl *r, const struct timespec *deadline, c
     struct addrinfo *res;
     char why[ERR_MAX];
     if (mh_lookup_host(&r->lookup, r->conf.host, deadline, &res, why, sizeof why) != MH_LOOKUP_OK) {
-        stage_error(err, "resolve", "%s", why);
+        mh_stage_error(err, ERR_MAX, "resolve", "%s", why);
         return -1;
     }
     const void *a = res->ai_family == AF_INET6
@@ -173,7 +146,7 @@ static int resolve_host(struct redis_impl *r, const struct timespec *deadline, c
     bool ok = inet_ntop(res->ai_family, a, r->addr, sizeof r->addr) != NULL;
     freeaddrinfo(res);
     if (!ok) {
-        stage_error(err, "resolve", "%s: unusable address", r->conf.host);
+        mh_stage_error(err, ERR_MAX, "resolve", "%s: unusable address", r->conf.host);
         return -1;
     }
     return 0;
@@ -263,7 +236,7 @@ static enum cmd_result command(struct redis_impl *r, const struct timespec *dead
     step_deadline(deadline, r->conf.command_timeout, &cmd_deadline);
     mh_ms budget = mh_deadline_left(&cmd_deadline);
     if (budget <= 0) {
-        stage_error(err, stage, "no time left before the check's timeout");
+        mh_stage_error(err, ERR_MAX, stage, "no time left before the check's timeout");
         return CMD_TIMEOUT; /* nothing was sent: the connection stays usable */
     }
     mh_now(&start);
@@ -275,9 +248,10 @@ static enum cmd_result command(struct redis_impl *r, const struct timespec *dead
                           : exchange_polled(r->ctx, &cmd_deadline, argc, argv, reply);
     if (res == CMD_TIMEOUT || res == CMD_BROKEN) {
         if (res == CMD_TIMEOUT)
-            stage_error(err, stage, "no reply within %.0f ms", mh_ms_since(&start));
+            mh_stage_error(err, ERR_MAX, stage, "no reply within %.0f ms", mh_ms_since(&start));
         else
-            stage_error(err, stage, "%s", r->ctx->err ? r->ctx->errstr : "connection failed");
+            mh_stage_error(err, ERR_MAX, stage, "%s",
+                           r->ctx->err ? r->ctx->errstr : "connection failed");
         if (*reply)
             freeReplyObject(*reply);
         *reply = NULL;
@@ -285,7 +259,7 @@ static enum cmd_result command(struct redis_impl *r, const struct timespec *dead
         return res;
     }
     if ((*reply)->type == REDIS_REPLY_ERROR) {
-        stage_error(err, stage, "%.*s", (int)(*reply)->len, (*reply)->str);
+        mh_stage_error(err, ERR_MAX, stage, "%.*s", (int)(*reply)->len, (*reply)->str);
         return CMD_REPLY_ERROR;
     }
     return CMD_OK;
@@ -322,18 +296,19 @@ static int connect_socket(struct redis_impl *r, const struct timespec *deadline,
         return -1;
     mh_ms budget = step_budget(deadline, r->conf.connect_timeout);
     if (budget <= 0) {
-        stage_error(err, "connect", "%s: no time left before the check's timeout", endpoint);
+        mh_stage_error(err, ERR_MAX, "connect", "%s: no time left before the check's timeout",
+                       endpoint);
         return -1;
     }
     struct timeval tv = tv_from_ms(budget);
     redisContext *c = r->conf.socket[0] ? redisConnectUnixWithTimeout(r->conf.socket, tv)
                                         : redisConnectWithTimeout(r->addr, (int)r->conf.port, tv);
     if (!c) {
-        stage_error(err, "connect", "%s: out of memory", endpoint);
+        mh_stage_error(err, ERR_MAX, "connect", "%s: out of memory", endpoint);
         return -1;
     }
     if (c->err) {
-        stage_error(err, "connect", "%s: %s", endpoint, c->errstr);
+        mh_stage_error(err, ERR_MAX, "connect", "%s: %s", endpoint, c->errstr);
         redisFree(c);
         return -1;
     }
@@ -347,12 +322,13 @@ static int start_tls(struct redis_impl *r, const struct timespec *deadline, char
 {
     mh_ms budget = step_budget(deadline, r->conf.connect_timeout);
     if (budget <= 0 || redisSetTimeout(r->ctx, tv_from_ms(budget)) != REDIS_OK) {
-        stage_error(err, "tls", "no time left before the check's timeout");
+        mh_stage_error(err, ERR_MAX, "tls", "no time left before the check's timeout");
         close_connection(r);
         return -1;
     }
     if (redisInitiateSSLWithContext(r->ctx, r->ssl) != REDIS_OK) {
-        stage_error(err, "tls", "%s", r->ctx->errstr[0] ? r->ctx->errstr : "handshake failed");
+        mh_stage_error(err, ERR_MAX, "tls", "%s",
+                       r->ctx->errstr[0] ? r->ctx->errstr : "handshake failed");
         close_connection(r);
         return -1;
     }
@@ -537,11 +513,11 @@ static void observe_info(struct redis_impl *r, const struct timespec *deadline, 
     redisReply *rep;
     enum cmd_result res = command(r, deadline, "info", err, &rep, 1, argv);
     if (res == CMD_OK && rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_STATUS) {
-        stage_error(err, "info", "unexpected reply type %d", rep->type);
+        mh_stage_error(err, ERR_MAX, "info", "unexpected reply type %d", rep->type);
         res = CMD_REPLY_ERROR;
     }
     if (res != CMD_OK) {
-        redact(err, r->conf.password);
+        mh_scrub(err, r->conf.password);
         mh_observe(out, r->i_mem, res == CMD_REPLY_ERROR ? MH_WARN : MH_FAIL, "%s", err);
     } else {
         char version[32];
@@ -571,9 +547,10 @@ static int write_and_read_back(struct redis_impl *r, const struct timespec *dead
     int rc = -1;
     if (command(r, deadline, "read back", err, &rep, 2, get) == CMD_OK) {
         if (rep->type == REDIS_REPLY_NIL)
-            stage_error(err, "read back", "%s is missing right after SET", r->conf.key);
+            mh_stage_error(err, ERR_MAX, "read back", "%s is missing right after SET", r->conf.key);
         else if (rep->type != REDIS_REPLY_STRING || strcmp(rep->str, value) != 0)
-            stage_error(err, "read back", "%s holds another value (a second writer?)", r->conf.key);
+            mh_stage_error(err, ERR_MAX, "read back", "%s holds another value (a second writer?)",
+                           r->conf.key);
         else
             rc = 0;
     }
@@ -599,7 +576,7 @@ static void observe_write(struct redis_impl *r, const struct timespec *deadline,
     if (strncmp(err, "write: READONLY", 15) == 0 && !r->conf.socket[0] &&
         !mh_is_numeric_host(r->conf.host))
         close_connection(r);
-    redact(err, r->conf.password);
+    mh_scrub(err, r->conf.password);
     /* Plain words first for the region's reason: "session store is read-only". */
     if (strncmp(err, "write: READONLY", 15) == 0)
         mh_observe(out, r->i_write, MH_FAIL, "write: %s is read-only (a replica): %s",
@@ -626,7 +603,7 @@ static void redis_run(struct mh_check *check, const struct timespec *deadline, s
     mh_run_fact(out, "endpoint", "%s", endpoint);
     mh_run_fact(out, "database", "%lu", r->conf.database);
     if (reach_server(r, deadline, &ping_ms, &fresh, err) < 0) {
-        redact(err, r->conf.password);
+        mh_scrub(err, r->conf.password);
         report_unreachable(r, err, out);
         return;
     }
