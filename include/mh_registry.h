@@ -15,6 +15,7 @@
 
 #include "mh_check.h"
 #include "mh_config.h"
+#include "mh_history.h"
 
 #include <pthread.h>
 
@@ -30,6 +31,9 @@ struct mh_meas_state {
     /* While `stale`: why, e.g. "no result for 7.0 s (max_age 6.0 s)" or, with no result at all,
      * "no result after 3 s (first run still running)". */
     char stale_reason[96];
+    /* CLOCK_REALTIME of the last change of `effective` (or of the first result): "fail for
+     * 3m12s". Kept with the state, so it survives the history ring overflowing. */
+    struct timespec since;
 };
 
 /* Feeds one raw observation. Returns true when `effective` changed. */
@@ -58,6 +62,10 @@ struct mh_snapshot {
     uint64_t generation; /* changes whenever any effective status changes */
     int n_checks;
     struct mh_check_view checks[MH_MAX_CHECKS];
+    /* The recent transitions, oldest first (mh_history.h), and how many there ever were. */
+    int n_history;
+    uint64_t history_total;
+    struct mh_transition history[MH_HISTORY_MAX];
 };
 
 /* One readiness verdict: the worst status among the measurements that affect `which`. */
@@ -87,6 +95,10 @@ void mh_registry_unref(struct mh_registry *reg);
 void mh_registry_release(struct mh_registry *reg);
 
 const struct mh_config *mh_registry_config(const struct mh_registry *reg);
+
+/* Records every transition in `history` too (NULL: none), which outlives the registry. Set it
+ * before workers start. */
+void mh_registry_set_history(struct mh_registry *reg, struct mh_history *history);
 
 /* Called from a worker thread, outside the registry lock, after a post changed an effective
  * status or a role: the HTTP layer re-renders its public bodies right away instead of on the

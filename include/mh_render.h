@@ -30,6 +30,16 @@ const char *mh_region_role_name(const struct mh_snapshot *snap);
 char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed,
                 enum mh_status *status);
 
+/* The status a view reports: its readiness, or for the report the worst measurement. */
+enum mh_status mh_view_status(const struct mh_snapshot *snap, enum mh_view view);
+
+/* The on-call text view (mh_text.c): a header line per scope (node, region with its role,
+ * standby), a table with one line per measurement, and the recent history, in at most 100
+ * columns. `color` puts ANSI colour on the status words (for a terminal; never over HTTP).
+ * Sets *status as mh_render() does for `view`. Returns NULL only on out of memory. */
+char *mh_render_text(const struct mh_snapshot *snap, enum mh_view view, bool color,
+                     enum mh_status *status);
+
 /* The HTTP status for a health status: 200 for pass and warn, 503 for fail. */
 unsigned mh_render_http_code(enum mh_status status);
 

@@ -12,6 +12,7 @@
 #include "mh_notify.h"
 #include "mh_registry.h"
 #include "mh_render.h"
+#include "mh_status_cmd.h"
 #include "mh_worker.h"
 
 #include <errno.h>
@@ -39,20 +40,31 @@
 
 enum mode { MODE_RUN, MODE_CHECK, MODE_TEST_CONFIG };
 
+/* The transitions of every check since start, across reloads: one per process, never freed
+ * (a worker stuck in a run at exit may still record into it). */
+static struct mh_history *history;
+/* --json: --check prints JSON even on a terminal. */
+static bool json_output;
+
 static void usage(FILE *to)
 {
-    fprintf(to, "Usage: magento-healthd [-c FILE] [--check | --test-config]\n"
-                "Health checks for a Magento 2 web node, served to load balancers and Route 53.\n"
-                "\n"
-                "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-                "      --check        run every check once, print the detailed JSON report and\n"
-                "                     exit 0 (pass), 1 (warn) or 2 (fail)\n"
-                "  -t, --test-config  validate the configuration and exit\n"
-                "  -V, --version      print the version and exit\n"
-                "  -h, --help         print this help and exit\n"
-                "\n"
-                "Endpoints: /healthcheck/live, /healthcheck (node), /healthcheck/region.\n"
-                "See magento-healthd(8) and magento-healthd.conf(5).\n");
+    fprintf(to,
+            "Usage: magento-healthd [-c FILE] [--check [--json] | --test-config]\n"
+            "       magento-healthd status [-c FILE] [--json] [--timeout DURATION]\n"
+            "Health checks for a Magento 2 web node, served to load balancers and Route 53.\n"
+            "\n"
+            "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+            "      --check        run every check once, print the report (a table on a\n"
+            "                     terminal, else JSON) and exit 0 (pass), 1 (warn) or 2 (fail)\n"
+            "      --json         with --check: JSON, also on a terminal\n"
+            "  -t, --test-config  validate the configuration and exit\n"
+            "  -V, --version      print the version and exit\n"
+            "  -h, --help         print this help and exit\n"
+            "\n"
+            "  status             ask the running daemon for its on-call view (see --help there)\n"
+            "\n"
+            "Endpoints: /healthcheck/live, /healthcheck (node), /healthcheck/region.\n"
+            "See magento-healthd(8) and magento-healthd.conf(5).\n");
 }
 
 static void log_transition(const struct mh_check *check, int meas, enum mh_status from,
@@ -123,11 +135,15 @@ static int run_check_mode(struct mh_config *cfg)
     struct mh_snapshot *snap = malloc(sizeof *snap);
     char *body = NULL;
     enum mh_status status = MH_FAIL;
+    /* An engineer at a terminal gets the table; a script or a pipe gets JSON. */
+    bool table = !json_output && isatty(STDOUT_FILENO);
     if (snap) {
         mh_registry_snapshot(reg, snap);
-        body = mh_render(snap, MH_VIEW_REPORT, true, &status);
+        body = table ? mh_render_text(snap, MH_VIEW_REPORT, !getenv("NO_COLOR"), &status)
+                     : mh_render(snap, MH_VIEW_REPORT, true, &status);
     }
-    printf("%s\n", body ? body : "{\"status\":\"fail\",\"output\":\"out of memory\"}");
+    printf(table ? "%s" : "%s\n",
+           body ? body : "{\"status\":\"fail\",\"output\":\"out of memory\"}");
     fflush(stdout);
     free(body);
     free(snap);
@@ -193,6 +209,7 @@ static void reload(struct daemon_state *d)
         mh_notify_post(d->notify, "READY=1");
         return;
     }
+    mh_registry_set_history(fresh, history);
     /* Nothing here waits for a check. The old workers are told to stop; each new worker waits,
      * on its own thread, for its predecessor to let go of the dependency (a check never holds
      * two connections) and takes over its latest result. Probes are served the adopted results
@@ -298,10 +315,13 @@ static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *s
     struct daemon_state d = {.config_path = path};
     raise_fd_limit();
     d.reg = mh_registry_new(cfg, log_transition, NULL);
-    if (!d.reg) {
+    history = mh_history_new();
+    if (!d.reg || !history) {
         mh_log(MH_LOG_ERR, "out of memory");
+        mh_registry_unref(d.reg);
         return 1;
     }
+    mh_registry_set_history(d.reg, history);
     char err[256];
     /* Socket activation: systemd opened the port before we started; [server] listen is then
      * ignored. */
@@ -351,7 +371,8 @@ static int parse_args(int argc, char **argv, const char **path, enum mode *mode)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
         {"test-config", no_argument, NULL, 't'},  {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},         {"json", no_argument, NULL, 'J'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
@@ -364,6 +385,9 @@ static int parse_args(int argc, char **argv, const char **path, enum mode *mode)
             break;
         case 't':
             *mode = MODE_TEST_CONFIG;
+            break;
+        case 'J':
+            json_output = true;
             break;
         case 'V':
             printf("magento-healthd %s\n", MH_VERSION);
@@ -392,6 +416,8 @@ int main(int argc, char **argv)
     mallopt(M_ARENA_MAX, 1);
     const char *path = DEFAULT_CONFIG;
     enum mode mode = MODE_RUN;
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return mh_status_main(argc - 1, argv + 1, DEFAULT_CONFIG);
     int exit_now = parse_args(argc, argv, &path, &mode);
     if (exit_now >= 0)
         return exit_now;

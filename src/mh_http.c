@@ -179,6 +179,19 @@ static MHD_RESULT respond(struct mh_http *http, struct MHD_Connection *conn,
     return r ? MHD_queue_response(conn, code, r) : MHD_NO;
 }
 
+/* The on-call text view: asked for with ?format=text, or by an Accept header that takes
+ * text/plain and not JSON (curl -H 'Accept: text/plain'). Only for clients who see details. */
+static bool wants_text(struct MHD_Connection *conn, int view)
+{
+    if (view == MH_ROUTE_METRICS || view == MH_VIEW_LIVE)
+        return false;
+    const char *format = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
+    if (format)
+        return strcmp(format, "text") == 0;
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
+    return accept && strstr(accept, "text/plain") && !strstr(accept, "json");
+}
+
 static MHD_RESULT queue_detailed(struct mh_http *http, struct MHD_Connection *conn,
                                  struct mh_registry *reg, int view, enum mh_http_path label)
 {
@@ -191,6 +204,9 @@ static MHD_RESULT queue_detailed(struct mh_http *http, struct MHD_Connection *co
     if (view == MH_ROUTE_METRICS) {
         char *text = mh_metrics_render(snap, &http->counters, http->start_time);
         r = body_response(text, "text/plain; version=0.0.4; charset=utf-8");
+    } else if (wants_text(conn, view)) {
+        r = body_response(mh_render_text(snap, (enum mh_view)view, false, &status),
+                          "text/plain; charset=utf-8");
     } else {
         r = json_response(mh_render(snap, (enum mh_view)view, true, &status));
     }

@@ -109,6 +109,15 @@ static void transitions_metric(struct buf *b, const struct mh_check_view *v, int
         (unsigned long long)v->m[m].transitions);
 }
 
+static void last_transition_metric(struct buf *b, const struct mh_check_view *v, int m,
+                                   const char *l)
+{
+    const struct timespec *t = &v->m[m].since;
+    if (t->tv_sec)
+        put(b, "magento_healthd_check_last_transition_timestamp_seconds{%s} %.3f\n", l,
+            (double)t->tv_sec + (double)t->tv_nsec / 1e9);
+}
+
 static void per_check(struct buf *b, const struct mh_snapshot *snap)
 {
     header(b, "magento_healthd_check_duration_seconds", "gauge", "Duration of the last run.");
@@ -182,6 +191,9 @@ char *mh_metrics_render(const struct mh_snapshot *snap, const struct mh_http_cou
     header(&b, "magento_healthd_check_transitions_total", "counter",
            "Changes of effective status since start.");
     each_measurement(&b, snap, transitions_metric);
+    header(&b, "magento_healthd_check_last_transition_timestamp_seconds", "gauge",
+           "Unix time of the last change of effective status (or of the first result).");
+    each_measurement(&b, snap, last_transition_metric);
     per_check(&b, snap);
     http_requests(&b, counters);
     if (b.oom) {

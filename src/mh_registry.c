@@ -117,6 +117,7 @@ struct mh_registry {
     struct predecessor *pred;
     mh_transition_fn on_transition;
     void *ctx;
+    struct mh_history *history; /* not owned; set before workers start; has its own lock */
     /* `change_lock` guards on_change/change_ctx and is held while the callback runs, so once
      * mh_registry_stop() returns no callback is running or will start. Never taken under `lock`. */
     pthread_mutex_t change_lock;
@@ -220,10 +221,20 @@ void mh_registry_set_on_change(struct mh_registry *reg, mh_change_fn on_change, 
     pthread_mutex_unlock(&reg->change_lock);
 }
 
+void mh_registry_set_history(struct mh_registry *reg, struct mh_history *history)
+{
+    reg->history = history;
+}
+
+/* Every change of an effective status goes through here, under the lock. */
 static void notify(struct mh_registry *reg, int idx, int m, enum mh_status from, bool first)
 {
-    const struct mh_meas_state *st = &reg->states[idx].m[m];
+    struct mh_meas_state *st = &reg->states[idx].m[m];
+    const struct mh_check *c = reg->cfg->checks[idx];
     reg->generation++;
+    clock_gettime(CLOCK_REALTIME, &st->since);
+    mh_history_add(reg->history, c->name, c->meas[m].name, from, st->effective, first,
+                   st->stale ? st->stale_reason : st->last.output);
     if (reg->on_transition)
         reg->on_transition(reg->cfg->checks[idx], m, from, st->effective, first,
                            st->stale ? st->stale_reason : st->last.output, reg->ctx);
@@ -444,6 +455,7 @@ void mh_registry_snapshot(struct mh_registry *reg, struct mh_snapshot *snap)
         v->n_facts = cs->n_facts;
     }
     pthread_mutex_unlock(&reg->lock);
+    snap->n_history = mh_history_copy(reg->history, snap->history, &snap->history_total);
 }
 
 void mh_registry_stop(struct mh_registry *reg)

@@ -118,6 +118,8 @@ static json_t *measurement_entry(const struct mh_check_view *v, int m, bool deta
         json_object_set_new(e, "duration", rounded(v->duration_ms / 1000.0, 1e6));
         json_object_set_new(e, "age", rounded(v->age_ms / 1000.0, 1000));
     }
+    if (st->since.tv_sec)
+        json_object_set_new(e, "since", iso_time(&st->since));
     json_object_set_new(e, "affects", affects_array(v->check->meas[m].affects));
     if (v->role != MH_ROLE_UNKNOWN || v->n_facts > 0)
         json_object_set_new(e, "details", details_object(v));
@@ -141,6 +143,26 @@ static json_t *checks_object(const struct mh_snapshot *snap, unsigned which, boo
         }
     }
     return checks;
+}
+
+/* The recent transitions, newest first: what flapped in the last hour. */
+static json_t *history_array(const struct mh_snapshot *snap)
+{
+    json_t *arr = json_array();
+    for (int i = snap->n_history - 1; i >= 0; i--) {
+        const struct mh_transition *t = &snap->history[i];
+        char key[2 * MH_NAME_MAX + 2];
+        snprintf(key, sizeof key, "%s:%s", t->check, t->measurement);
+        json_t *e = json_object();
+        json_object_set_new(e, "time", iso_time(&t->when));
+        json_object_set_new(e, "check", text(key));
+        json_object_set_new(e, "from",
+                            json_string(t->first ? "starting" : mh_status_name(t->from)));
+        json_object_set_new(e, "to", json_string(mh_status_name(t->to)));
+        json_object_set_new(e, "output", text(t->reason));
+        json_array_append_new(arr, e);
+    }
+    return arr;
 }
 
 static enum mh_status worst_measurement(const struct mh_snapshot *snap)
@@ -196,6 +218,17 @@ static unsigned view_scope(enum mh_view view)
     }
 }
 
+enum mh_status mh_view_status(const struct mh_snapshot *snap, enum mh_view view)
+{
+    if (view == MH_VIEW_LIVE)
+        return MH_PASS;
+    if (view == MH_VIEW_REPORT)
+        return worst_measurement(snap);
+    struct mh_readiness r;
+    mh_readiness_compute(snap, view_scope(view), &r);
+    return r.status;
+}
+
 char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed,
                 enum mh_status *status)
 {
@@ -233,6 +266,10 @@ char *mh_render(const struct mh_snapshot *snap, enum mh_view view, bool detailed
     }
     if (view != MH_VIEW_LIVE)
         json_object_set_new(root, "checks", checks_object(snap, which, detailed));
+    if (detailed && view != MH_VIEW_LIVE) {
+        json_object_set_new(root, "history", history_array(snap));
+        json_object_set_new(root, "history_total", json_integer((json_int_t)snap->history_total));
+    }
     char *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
     json_decref(root);
     return out;
