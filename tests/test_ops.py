@@ -24,9 +24,8 @@ DEFAULT_CONFIG = os.path.join(SOURCE_ROOT, "magento-healthd.conf.default")
 NGINX_SNIPPET = os.path.join(SOURCE_ROOT, "nginx", "magento-healthd.conf")
 
 MAX_EXPOSURE = 2.0
-# Check types whose keys magento-healthd.conf(5) documents in full. Add mysql, redis and fpm here
-# when their sections replace the "see the sample configuration" placeholders.
-DOCUMENTED_TYPES = {"disk", "drain", "mysql", "redis", "fpm"}
+# Check types whose keys magento-healthd.conf(5) documents in full.
+DOCUMENTED_TYPES = {"disk", "drain", "mysql", "redis", "fpm", "opensearch"}
 COMMON_CHECK_KEYS = {"type", "interval", "timeout", "max_age", "rise", "fall", "affects"}
 
 
@@ -266,8 +265,8 @@ def test_config_man_page_documents_every_sample_key(tree):
         wanted |= keys.get(ctype, set())
     missing = sorted(k for k in wanted if not re.search(rf"(?<![\w.]){k}(?!\w)", text))
     assert not missing, f"magento-healthd.conf(5) does not document: {missing}"
-    for ctype in ("disk", "drain", "mysql", "redis", "fpm"):
-        assert f"type = {ctype}" in text
+    for ctype in DOCUMENTED_TYPES:
+        assert f"type = {ctype}" in text, ctype
 
 
 # ---- systemd ----
