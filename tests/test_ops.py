@@ -25,7 +25,7 @@ NGINX_SNIPPET = os.path.join(SOURCE_ROOT, "nginx", "magento-healthd.conf")
 
 MAX_EXPOSURE = 2.0
 # Check types whose keys magento-healthd.conf(5) documents in full.
-DOCUMENTED_TYPES = {"disk", "drain", "mysql", "redis", "fpm", "opensearch"}
+DOCUMENTED_TYPES = {"disk", "drain", "mysql", "redis", "fpm", "opensearch", "amqp"}
 COMMON_CHECK_KEYS = {"type", "interval", "timeout", "max_age", "rise", "fall", "affects"}
 
 
