@@ -6,7 +6,13 @@
  * file, the line and the key. A key may be given once, except the [server] lists (listen,
  * details_from, trusted_proxies): inih reads at most 198 characters a line, so a list may be given
  * on repeated lines and indented continuation lines, each adding its items. Secrets are read from
- * files or the environment, never from the INI itself, and never appear in an error. */
+ * files or the environment, never from the INI itself, and never appear in an error.
+ *
+ * [magento] env_php: the checks Magento's app/etc/env.php implies are derived (mh_magento.h) and
+ * merged with the [check.NAME] sections: a section with a derived name overrides or extends the
+ * derived one key by key (its `type` may not differ; `enabled = no` drops it). Every key keeps
+ * its origin (FILE:LINE, env.php:LINE or default) for --print-config; a password from env.php is
+ * a secret that only mh_section_secret() hands out. */
 #ifndef MH_CONFIG_H
 #define MH_CONFIG_H
 
@@ -42,18 +48,53 @@ struct mh_server_conf {
     mh_ms connection_timeout;
 };
 
+/* Which file a poll compares: device, inode, size and mtime (a rewrite changes one of them). */
+struct mh_file_id {
+    bool exists;
+    unsigned long long dev, ino;
+    long long size, mtime_sec, mtime_nsec;
+};
+
+/* Reads the identity of `path` now (exists = false when stat fails). */
+void mh_file_id_of(const char *path, struct mh_file_id *out);
+bool mh_file_id_equal(const struct mh_file_id *a, const struct mh_file_id *b);
+
+enum mh_envphp_reader { MH_ENVPHP_NATIVE = 0, MH_ENVPHP_PHP };
+
+/* [magento]: where Magento's env.php is and how it is read (see mh_magento.h). */
+struct mh_magento_conf {
+    char env_php[4096];   /* the file to follow; empty when env_php = no or nothing to follow */
+    bool env_php_used;    /* it was read and its checks derived */
+    bool required;        /* a missing file is an error (env_php = PATH, or it was in use) */
+    struct mh_file_id id; /* of the file as read */
+    enum mh_envphp_reader reader;
+    char php_binary[256];
+    mh_ms php_timeout;
+    bool credentials_magento;
+};
+
 /* A loaded configuration. Owns the server settings and the created (not yet started) checks. */
 struct mh_config {
     char path[4096];
     struct mh_server_conf server;
+    struct mh_magento_conf magento;
     struct mh_check *checks[MH_MAX_CHECKS];
     int n_checks;
+    char *effective; /* --print-config text (with mh_load_opts.record), else NULL */
+};
+
+struct mh_load_opts {
+    bool record;          /* build cfg->effective: every key, its value and its origin */
+    bool require_env_php; /* the running configuration used env.php: it must not vanish */
 };
 
 /* Loads and validates `path`. On success returns a config the caller frees with
  * mh_config_free(). On failure returns NULL and writes one line "FILE:LINE: [section] key: what is
  * wrong" into `err`. Performs no network I/O. */
 struct mh_config *mh_config_load(const char *path, char *err, size_t errlen);
+/* The same with options (NULL: none). */
+struct mh_config *mh_config_load_with(const char *path, const struct mh_load_opts *opts, char *err,
+                                      size_t errlen);
 
 /* Destroys the checks (which must not be running) and wipes secrets. NULL is fine. */
 void mh_config_free(struct mh_config *cfg);

@@ -9,6 +9,7 @@
 #include "mh_config.h"
 #include "mh_http.h"
 #include "mh_log.h"
+#include "mh_magento.h"
 #include "mh_notify.h"
 #include "mh_registry.h"
 #include "mh_render.h"
@@ -38,7 +39,11 @@
  * shows as "starting", and as failed once its max_age has passed. */
 #define READY_SLACK_MS 1000
 
-enum mode { MODE_RUN, MODE_CHECK, MODE_TEST_CONFIG };
+/* How often the main loop compares env.php's identity (inode, size, mtime) with the one it last
+ * read: a rewritten env.php is picked up within this bound (plus the reload itself). */
+#define ENVPHP_POLL_MS 1000
+
+enum mode { MODE_RUN, MODE_CHECK, MODE_TEST_CONFIG, MODE_PRINT_CONFIG };
 
 /* The transitions of every check since start, across reloads: one per process, never freed
  * (a worker stuck in a run at exit may still record into it). */
@@ -49,7 +54,7 @@ static bool json_output;
 static void usage(FILE *to)
 {
     fprintf(to,
-            "Usage: magento-healthd [-c FILE] [--check [--json] | --test-config]\n"
+            "Usage: magento-healthd [-c FILE] [--check [--json] | --test-config | --print-config]\n"
             "       magento-healthd status [-c FILE] [--json] [--timeout DURATION]\n"
             "Health checks for a Magento 2 web node, served to load balancers and Route 53.\n"
             "\n"
@@ -58,6 +63,8 @@ static void usage(FILE *to)
             "                     terminal, else JSON) and exit 0 (pass), 1 (warn) or 2 (fail)\n"
             "      --json         with --check: JSON, also on a terminal\n"
             "  -t, --test-config  validate the configuration and exit\n"
+            "      --print-config print the effective configuration (with the checks derived\n"
+            "                     from Magento's env.php), each value with its origin\n"
             "  -V, --version      print the version and exit\n"
             "  -h, --help         print this help and exit\n"
             "\n"
@@ -95,6 +102,30 @@ static struct mh_config *load_or_report(const char *path)
     if (!cfg)
         fprintf(stderr, "magento-healthd: %s\n", err);
     return cfg;
+}
+
+/* --print-config: every key of [server], [magento] and each check, with its origin. Secrets
+ * appear only as "(secret from WHERE)". */
+static int print_config(const char *path)
+{
+    char err[MH_CONFIG_ERROR_MAX];
+    struct mh_load_opts opts = {.record = true};
+    struct mh_config *cfg = mh_config_load_with(path, &opts, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "magento-healthd: %s\n", err);
+        return 1;
+    }
+    const struct mh_magento_conf *mc = &cfg->magento;
+    printf("# effective configuration of %s: %d checks\n", path, cfg->n_checks);
+    if (!mc->env_php[0])
+        printf("# env.php: not used\n");
+    else
+        printf("# env.php: %s (%s, reader %s)\n", mc->env_php,
+               mc->env_php_used ? "read" : "not there yet; watched",
+               mc->reader == MH_ENVPHP_PHP ? "php" : "native");
+    fputs(cfg->effective ? cfg->effective : "", stdout);
+    mh_config_free(cfg);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static mh_ms longest_timeout(const struct mh_config *cfg)
@@ -166,6 +197,8 @@ struct daemon_state {
     char last_status[200];
     uint64_t status_generation; /* of the registry when STATUS= was last computed */
     bool status_computed;
+    struct mh_file_id envphp_seen; /* env.php as of the last (re)load attempt */
+    struct timespec next_envphp_poll;
 };
 
 static void publish(struct daemon_state *d)
@@ -195,12 +228,21 @@ static void reload(struct daemon_state *d)
 {
     mh_notify_post(d->notify, "RELOADING=1");
     char err[MH_CONFIG_ERROR_MAX];
-    struct mh_config *cfg = mh_config_load(d->config_path, err, sizeof err);
+    const struct mh_magento_conf *running = &mh_registry_config(d->reg)->magento;
+    /* An env.php in use must not silently vanish: missing is then an error, not "none". */
+    struct mh_load_opts opts = {.require_env_php = running->env_php_used};
+    mh_file_id_of(running->env_php, &d->envphp_seen);
+    struct mh_config *cfg = mh_config_load_with(d->config_path, &opts, err, sizeof err);
     if (!cfg) {
         mh_log(MH_LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
+        /* Shown by the magento check (affects nothing): errors never hold a secret. */
+        mh_magento_status_set(err);
         mh_notify_post(d->notify, "READY=1");
         return;
     }
+    mh_magento_status_set(NULL);
+    if (strcmp(cfg->magento.env_php, running->env_php) != 0)
+        mh_file_id_of(cfg->magento.env_php, &d->envphp_seen);
     if (!same_listen(&cfg->server, &mh_registry_config(d->reg)->server))
         mh_log(MH_LOG_WARNING, "reload: [server] listen changed; restart to apply it");
     struct mh_registry *fresh = mh_registry_new(cfg, log_transition, NULL);
@@ -292,6 +334,24 @@ static void notify_systemd(struct daemon_state *d)
     }
 }
 
+/* Once a second: has env.php been rewritten (or appeared, or gone) since the last attempt? A stat
+ * is cheap and never waits on a check. */
+static void poll_envphp(struct daemon_state *d)
+{
+    if (mh_deadline_left(&d->next_envphp_poll) > 0)
+        return;
+    mh_deadline_in(&d->next_envphp_poll, ENVPHP_POLL_MS);
+    const char *path = mh_registry_config(d->reg)->magento.env_php;
+    if (!path[0] || d->shutting_down)
+        return;
+    struct mh_file_id now;
+    mh_file_id_of(path, &now);
+    if (mh_file_id_equal(&now, &d->envphp_seen))
+        return;
+    mh_log(MH_LOG_NOTICE, "%s %s; reloading", path, now.exists ? "changed" : "is gone");
+    reload(d);
+}
+
 static int main_loop(struct daemon_state *d, const sigset_t *signals)
 {
     for (;;) {
@@ -302,6 +362,7 @@ static int main_loop(struct daemon_state *d, const sigset_t *signals)
             reload(d);
         else if (sig == SIGTERM || sig == SIGINT)
             begin_shutdown(d, sig);
+        poll_envphp(d);
         mh_registry_refresh(d->reg); /* staleness */
         mh_http_refresh(d->http);
         notify_systemd(d);
@@ -313,6 +374,8 @@ static int main_loop(struct daemon_state *d, const sigset_t *signals)
 static int run_daemon(struct mh_config *cfg, const char *path, const sigset_t *signals)
 {
     struct daemon_state d = {.config_path = path};
+    d.envphp_seen = cfg->magento.id;
+    mh_deadline_in(&d.next_envphp_poll, ENVPHP_POLL_MS);
     raise_fd_limit();
     d.reg = mh_registry_new(cfg, log_transition, NULL);
     history = mh_history_new();
@@ -372,7 +435,7 @@ static int parse_args(int argc, char **argv, const char **path, enum mode *mode)
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
         {"test-config", no_argument, NULL, 't'},  {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},         {"json", no_argument, NULL, 'J'},
-        {NULL, 0, NULL, 0},
+        {"print-config", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
@@ -385,6 +448,9 @@ static int parse_args(int argc, char **argv, const char **path, enum mode *mode)
             break;
         case 't':
             *mode = MODE_TEST_CONFIG;
+            break;
+        case 'P':
+            *mode = MODE_PRINT_CONFIG;
             break;
         case 'J':
             json_output = true;
@@ -430,6 +496,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (mode == MODE_PRINT_CONFIG)
+        return print_config(path);
     struct mh_config *cfg = load_or_report(path);
     if (!cfg)
         return mode == MODE_CHECK ? 3 : 1; /* 3: UNKNOWN, in the plugin convention */

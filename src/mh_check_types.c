@@ -10,10 +10,11 @@ extern const struct mh_check_type mh_check_redis;
 extern const struct mh_check_type mh_check_amqp;
 extern const struct mh_check_type mh_check_fpm;
 extern const struct mh_check_type mh_check_opensearch;
+extern const struct mh_check_type mh_check_magento;
 
 static const struct mh_check_type *const types[] = {
     &mh_check_disk, &mh_check_drain,      &mh_check_mysql, &mh_check_redis,
-    &mh_check_fpm,  &mh_check_opensearch, &mh_check_amqp,
+    &mh_check_fpm,  &mh_check_opensearch, &mh_check_amqp,  &mh_check_magento,
 };
 
 const struct mh_check_type *mh_check_type_find(const char *name)
@@ -26,5 +27,5 @@ const struct mh_check_type *mh_check_type_find(const char *name)
 
 const char *mh_check_type_names(void)
 {
-    return "disk, drain, mysql, redis, fpm, opensearch, amqp";
+    return "disk, drain, mysql, redis, fpm, magento, opensearch, amqp";
 }

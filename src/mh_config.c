@@ -6,35 +6,59 @@
  * given twice and duplicate sections with the line they are on. */
 #include "mh_check.h"
 #include "mh_config.h"
+#include "mh_envphp.h"
+#include "mh_magento.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
+#include <mariadb_version.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_SECTIONS (MH_MAX_CHECKS + 8)
 #define MAX_KEYS     64
 #define CHECK_PREFIX "check."
-#define SECTION_MAX  128
+/* What PDO MySQL means by host "localhost": the client library's default socket. */
+#ifdef MARIADB_UNIX_ADDR
+#define MARIADB_SOCKET MARIADB_UNIX_ADDR
+#else
+#define MARIADB_SOCKET "/run/mysqld/mysqld.sock"
+#endif
+#define SECTION_MAX 128
 
 struct mh_kv {
     char *key;
     char *value;
     int line;
     bool used;
+    const char *file; /* where it was written: NULL for the config file, else env.php's path */
+    bool secret;      /* a password from env.php: only mh_section_secret() hands it out */
 };
+
+#define MAX_TRACE 96
 
 struct mh_section {
     char name[SECTION_MAX];
     int line;
+    const char *file; /* NULL: the config file; else env.php's path (a derived check) */
     struct mh_kv kv[MAX_KEYS];
     int n_kv;
     uint64_t resolved; /* hash of the values read from outside the file (secrets) */
     struct loader *ld;
+    /* For --print-config: every key a getter asked for, once, in order. */
+    char *trace;
+    size_t trace_len;
+    char traced[MAX_TRACE][40];
+    int n_traced;
 };
 
 /* State of one load; lives on the stack of mh_config_load(). */
@@ -49,6 +73,9 @@ struct loader {
     bool failed;
     struct mh_config *cfg;
     FILE *fp;
+    const struct mh_load_opts *opts;
+    char *out; /* --print-config text being built */
+    size_t out_len;
 };
 
 /* FNV-1a, 64 bits: for telling settings apart (mh_check_same_settings()), not for security. */
@@ -69,13 +96,15 @@ static uint64_t fnv_str(uint64_t h, const char *s)
     return fnv(h, s, strlen(s) + 1);
 }
 
-static int record_error(struct loader *ld, int line, const char *section, const char *key,
-                        const char *fmt, va_list ap)
+static int record_error(struct loader *ld, const char *file, int line, const char *section,
+                        const char *key, const char *fmt, va_list ap)
 {
     if (ld->failed)
         return -1;
     ld->failed = true;
-    int n = snprintf(ld->err, ld->errlen, "%s:%d: ", ld->path, line);
+    int n = line > 0 || !file
+                ? snprintf(ld->err, ld->errlen, "%s:%d: ", file ? file : ld->path, line)
+                : snprintf(ld->err, ld->errlen, "%s: ", file ? file : ld->path);
     /* "[section] key: what", "[section]: what" or just "what". */
     if (section && key && n >= 0 && (size_t)n < ld->errlen)
         n += snprintf(ld->err + n, ld->errlen - (size_t)n, "[%s] %s: ", section, key);
@@ -95,7 +124,7 @@ static int loader_error(struct loader *ld, int line, const char *section, const 
 {
     va_list ap;
     va_start(ap, fmt);
-    record_error(ld, line, section, key, fmt, ap);
+    record_error(ld, NULL, line, section, key, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -266,12 +295,101 @@ static struct mh_kv *section_find(struct mh_section *s, const char *key)
     return NULL;
 }
 
+/* ---- --print-config: what each getter read, with its origin ---- */
+
+static void buf_printf(char **buf, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void buf_printf(char **buf, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    char *p = realloc(*buf, *len + (size_t)n + 1);
+    if (!p)
+        return; /* the printout is best effort; the load itself is unaffected */
+    va_start(ap, fmt);
+    vsnprintf(p + *len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    *buf = p;
+    *len += (size_t)n;
+}
+
+static bool recording(const struct mh_section *s)
+{
+    return s->ld->opts && s->ld->opts->record;
+}
+
+/* True the first time `key` is traced in `s`. */
+static bool first_trace(struct mh_section *s, const char *key)
+{
+    for (int i = 0; i < s->n_traced; i++)
+        if (strcmp(s->traced[i], key) == 0)
+            return false;
+    if (s->n_traced == MAX_TRACE)
+        return false;
+    snprintf(s->traced[s->n_traced++], sizeof s->traced[0], "%s", key);
+    return true;
+}
+
+static const char *file_label(struct loader *ld, const char *file)
+{
+    return file ? file : ld->path;
+}
+
+/* One line: "key = value  # origin". The value is cut at the first control character. */
+static void trace(struct mh_section *s, const char *key, const char *value, const char *file,
+                  int line)
+{
+    if (!recording(s) || !first_trace(s, key))
+        return;
+    int vlen = 0;
+    while (value[vlen] && (unsigned char)value[vlen] >= 0x20 && vlen < 300)
+        vlen++;
+    if (!file)
+        buf_printf(&s->trace, &s->trace_len, "%s = %.*s  # default\n", key, vlen, value);
+    else if (line > 0)
+        buf_printf(&s->trace, &s->trace_len, "%s = %.*s  # %s:%d\n", key, vlen, value, file, line);
+    else
+        buf_printf(&s->trace, &s->trace_len, "%s = %.*s  # %s\n", key, vlen, value, file);
+}
+
+static void trace_default(struct mh_section *s, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void trace_default(struct mh_section *s, const char *key, const char *fmt, ...)
+{
+    if (!recording(s))
+        return;
+    char v[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof v, fmt, ap);
+    va_end(ap);
+    trace(s, key, v, NULL, 0);
+}
+
+static void trace_ms(struct mh_section *s, const char *key, mh_ms ms)
+{
+    if (ms % 1000 == 0 && ms != 0)
+        trace_default(s, key, "%llds", (long long)(ms / 1000));
+    else
+        trace_default(s, key, "%lldms", (long long)ms);
+}
+
 const char *mh_section_get(struct mh_section *s, const char *key)
 {
     struct mh_kv *kv = section_find(s, key);
     if (!kv)
         return NULL;
     kv->used = true;
+    if (recording(s)) {
+        char label[4200];
+        if (kv->secret)
+            snprintf(label, sizeof label, "(secret from %s)", file_label(s->ld, kv->file));
+        trace(s, key, kv->secret ? label : kv->value, file_label(s->ld, kv->file), kv->line);
+    }
     return kv->value;
 }
 
@@ -280,7 +398,7 @@ int mh_section_error(struct mh_section *s, const char *key, const char *fmt, ...
     struct mh_kv *kv = key ? section_find(s, key) : NULL;
     va_list ap;
     va_start(ap, fmt);
-    record_error(s->ld, kv ? kv->line : s->line, s->name, key, fmt, ap);
+    record_error(s->ld, kv ? kv->file : s->file, kv ? kv->line : s->line, s->name, key, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -302,6 +420,8 @@ int mh_section_duration(struct mh_section *s, const char *key, mh_ms *out)
     const char *v = mh_section_get(s, key), *why;
     if (v && mh_parse_duration(v, out, &why) < 0)
         return bad_value(s, key, v, why);
+    if (!v)
+        trace_ms(s, key, *out);
     return 0;
 }
 
@@ -310,6 +430,8 @@ int mh_section_size(struct mh_section *s, const char *key, struct mh_size *out)
     const char *v = mh_section_get(s, key), *why;
     if (v && mh_parse_size(v, out, &why) < 0)
         return bad_value(s, key, v, why);
+    if (!v)
+        trace_default(s, key, out->percent ? "%g%%" : "%.0f", out->value);
     return 0;
 }
 
@@ -318,6 +440,8 @@ int mh_section_bool(struct mh_section *s, const char *key, bool *out)
     const char *v = mh_section_get(s, key), *why;
     if (v && mh_parse_bool(v, out, &why) < 0)
         return bad_value(s, key, v, why);
+    if (!v)
+        trace_default(s, key, "%s", *out ? "yes" : "no");
     return 0;
 }
 
@@ -327,6 +451,8 @@ int mh_section_uint(struct mh_section *s, const char *key, unsigned long min, un
     const char *v = mh_section_get(s, key), *why;
     if (v && mh_parse_uint(v, min, max, out, &why) < 0)
         return mh_section_error(s, key, "invalid value \"%.80s\": %s (%lu..%lu)", v, why, min, max);
+    if (!v)
+        trace_default(s, key, "%lu", *out);
     return 0;
 }
 
@@ -335,14 +461,22 @@ int mh_section_affects(struct mh_section *s, const char *key, unsigned *out)
     const char *v = mh_section_get(s, key), *why;
     if (v && mh_parse_affects(v, out, &why) < 0)
         return bad_value(s, key, v, why);
+    if (!v)
+        trace_default(s, key, "%s%s%s", *out & MH_AFFECTS_NODE ? "node" : "",
+                      (*out & MH_AFFECTS_NODE) && (*out & MH_AFFECTS_REGION) ? ", " : "",
+                      *out & MH_AFFECTS_REGION ? "region"
+                      : *out                   ? ""
+                                               : "none");
     return 0;
 }
 
 int mh_section_string(struct mh_section *s, const char *key, char *out, size_t outlen)
 {
     const char *v = mh_section_get(s, key);
-    if (!v)
+    if (!v) {
+        trace_default(s, key, "%.100s", out);
         return 0;
+    }
     if (strlen(v) >= outlen)
         return mh_section_error(s, key, "value too long (at most %zu characters)", outlen - 1);
     strcpy(out, v);
@@ -355,7 +489,19 @@ int mh_section_secret(struct mh_section *s, const char *name, char **out)
     snprintf(file_key, sizeof file_key, "%s_file", name);
     snprintf(env_key, sizeof env_key, "%s_env", name);
     *out = NULL;
-    if (section_find(s, name)) {
+    struct mh_kv *derived = section_find(s, name);
+    if (derived && derived->secret) {
+        derived->used = true;
+        if (!section_find(s, file_key) && !section_find(s, env_key)) {
+            /* A password from env.php, not overridden by the section. */
+            mh_section_get(s, name);
+            *out = strdup(derived->value);
+            if (!*out)
+                return mh_section_error(s, name, "out of memory");
+            s->resolved = fnv_str(fnv_str(s->resolved, name), *out);
+            return 0;
+        }
+    } else if (derived) {
         mh_section_get(s, name);
         /* The value is deliberately not echoed: it is a secret. */
         return mh_section_error(s, name,
@@ -371,6 +517,12 @@ int mh_section_secret(struct mh_section *s, const char *name, char **out)
         *out = mh_secret_read_file(file, &why);
         if (!*out)
             return mh_section_error(s, file_key, "cannot read \"%.200s\": %s", file, why);
+        if (recording(s)) {
+            char label[4200];
+            struct mh_kv *fk = section_find(s, file_key);
+            snprintf(label, sizeof label, "(secret from %s)", file);
+            trace(s, name, label, file_label(s->ld, fk->file), fk->line);
+        }
     } else if (env) {
         const char *v = getenv(env);
         if (!v || !*v)
@@ -378,6 +530,14 @@ int mh_section_secret(struct mh_section *s, const char *name, char **out)
         *out = strdup(v);
         if (!*out)
             return mh_section_error(s, env_key, "out of memory");
+        if (recording(s)) {
+            char label[128];
+            struct mh_kv *ek = section_find(s, env_key);
+            snprintf(label, sizeof label, "(secret from $%.64s)", env);
+            trace(s, name, label, file_label(s->ld, ek->file), ek->line);
+        }
+    } else {
+        trace_default(s, name, "(none)");
     }
     /* A new password behind the same file name is a new setting: only its hash is kept. */
     if (*out)
@@ -394,7 +554,7 @@ static int kv_error(struct mh_section *s, const struct mh_kv *kv, const char *fm
 {
     va_list ap;
     va_start(ap, fmt);
-    record_error(s->ld, kv->line, s->name, kv->key, fmt, ap);
+    record_error(s->ld, kv->file, kv->line, s->name, kv->key, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -513,9 +673,30 @@ static int server_region_role(struct mh_section *s, struct mh_server_conf *sv)
     return 0;
 }
 
+/* --print-config for a list key: each of its lines, or the default. */
+static void trace_list(struct mh_section *s, const char *key, const char *dflt)
+{
+    if (!recording(s) || !first_trace(s, key))
+        return;
+    bool any = false;
+    for (int i = 0; i < s->n_kv; i++)
+        if (strcmp(s->kv[i].key, key) == 0) {
+            buf_printf(&s->trace, &s->trace_len, "%s = %.300s  # %s:%d\n", key, s->kv[i].value,
+                       file_label(s->ld, s->kv[i].file), s->kv[i].line);
+            any = true;
+        }
+    if (!any)
+        buf_printf(&s->trace, &s->trace_len, "%s = %s  # default\n", key, dflt);
+}
+
 static int apply_server(struct mh_section *s, struct mh_server_conf *sv)
 {
     unsigned long limit = sv->connection_limit, per_ip = sv->per_ip_connection_limit;
+    trace_list(s, "listen", "0.0.0.0:8642");
+    trace_list(s, "details_from", "127.0.0.0/8, ::1");
+    trace_list(s, "trusted_proxies", "127.0.0.0/8, ::1");
+    if (!section_find(s, "region_role"))
+        trace_default(s, "region_role", "auto");
     if (server_listen(s, sv) < 0 || server_region_role(s, sv) < 0 ||
         server_cidrs(s, "details_from", sv->details_from, &sv->n_details_from) < 0 ||
         server_cidrs(s, "trusted_proxies", sv->trusted_proxies, &sv->n_trusted_proxies) < 0 ||
@@ -539,6 +720,426 @@ static int apply_server(struct mh_section *s, struct mh_server_conf *sv)
     return 0;
 }
 
+/* ---- [magento] and env.php ---- */
+
+void mh_file_id_of(const char *path, struct mh_file_id *out)
+{
+    struct stat st;
+    memset(out, 0, sizeof *out);
+    if (!path[0] || stat(path, &st) < 0)
+        return;
+    out->exists = true;
+    out->dev = (unsigned long long)st.st_dev;
+    out->ino = (unsigned long long)st.st_ino;
+    out->size = (long long)st.st_size;
+    out->mtime_sec = (long long)st.st_mtim.tv_sec;
+    out->mtime_nsec = (long long)st.st_mtim.tv_nsec;
+}
+
+bool mh_file_id_equal(const struct mh_file_id *a, const struct mh_file_id *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+}
+
+/* Reads the whole file, at most MH_ENVPHP_MAX_FILE bytes. Returns a malloc'd buffer (wipe it:
+ * it holds passwords) or NULL with `err` set. Never blocks on a FIFO or a device. */
+static char *read_bounded(const char *path, size_t *len, struct mh_file_id *id, char *err,
+                          size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: %s", path,
+                 S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        close(fd);
+        return NULL;
+    }
+    id->exists = true;
+    id->dev = (unsigned long long)st.st_dev;
+    id->ino = (unsigned long long)st.st_ino;
+    id->size = (long long)st.st_size;
+    id->mtime_sec = (long long)st.st_mtim.tv_sec;
+    id->mtime_nsec = (long long)st.st_mtim.tv_nsec;
+    if (st.st_size > MH_ENVPHP_MAX_FILE) {
+        snprintf(err, errlen, "%s: larger than %d bytes", path, MH_ENVPHP_MAX_FILE);
+        close(fd);
+        return NULL;
+    }
+    char *buf = malloc(MH_ENVPHP_MAX_FILE + 1);
+    size_t n = 0;
+    while (buf && n <= MH_ENVPHP_MAX_FILE) {
+        ssize_t r = read(fd, buf + n, MH_ENVPHP_MAX_FILE + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (!buf) {
+        if (!err[0])
+            snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    if (n > MH_ENVPHP_MAX_FILE) {
+        explicit_bzero(buf, n);
+        free(buf);
+        snprintf(err, errlen, "%s: larger than %d bytes", path, MH_ENVPHP_MAX_FILE);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* env_php_reader = php: `php -r 'echo json_encode(include $argv[1]);' PATH` in a child with no
+ * shell, its output capped at MH_ENVPHP_MAX_FILE bytes, killed at `timeout`, its exit status
+ * checked. Runs on the main thread at (re)load only. Returns PHP's output or NULL with `err`. */
+static char *run_php(const struct mh_magento_conf *mc, const char *path, size_t *len, char *err,
+                     size_t errlen)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "%s: php: pipe: %s", path, strerror(errno));
+        return NULL;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "%s: php: fork: %s", path, strerror(errno));
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        /* The child: stdout to the pipe, stdin and stderr to /dev/null (PHP's warnings may quote
+         * the file), the default signal mask, then exec. Only async-signal-safe calls. */
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 2);
+        }
+        dup2(pipefd[1], 1);
+        close_range(3, ~0U, 0); /* not our sockets (systemd's listening ones lack CLOEXEC) */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        char *const argv[] = {(char *)mc->php_binary,
+                              "-d",
+                              "display_errors=0",
+                              "-r",
+                              "$c = include $argv[1]; echo is_array($c) ? json_encode($c, "
+                              "JSON_INVALID_UTF8_SUBSTITUTE) : 'false'; exit(is_array($c) ? 0 : "
+                              "3);",
+                              "--",
+                              (char *)path,
+                              NULL};
+        execv(mc->php_binary, argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    struct timespec deadline;
+    mh_deadline_in(&deadline, mc->php_timeout);
+    char *buf = malloc(MH_ENVPHP_MAX_FILE + 1);
+    size_t n = 0;
+    const char *why = NULL;
+    while (buf) {
+        mh_ms left = mh_deadline_left(&deadline);
+        if (left <= 0) {
+            why = "timed out";
+            break;
+        }
+        struct pollfd pfd = {.fd = pipefd[0], .events = POLLIN};
+        int pr = poll(&pfd, 1, (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            continue; /* the deadline check above ends it */
+        ssize_t r = read(pipefd[0], buf + n, MH_ENVPHP_MAX_FILE + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n > MH_ENVPHP_MAX_FILE) {
+            why = "printed more than 1 MiB";
+            break;
+        }
+    }
+    close(pipefd[0]);
+    int status = 0;
+    if (why || !buf)
+        kill(pid, SIGKILL);
+    /* After EOF (or the kill) the child is gone or going; the wait is bounded by the deadline
+     * plus a short grace, then it is killed for good. */
+    for (int tries = 0;; tries++) {
+        pid_t w = waitpid(pid, &status, tries < 200 ? WNOHANG : 0);
+        if (w == pid || (w < 0 && errno != EINTR))
+            break;
+        if (w == 0 && tries == 100)
+            kill(pid, SIGKILL);
+        if (w == 0)
+            usleep(10000);
+    }
+    if (!buf)
+        why = "out of memory";
+    else if (!why && WIFSIGNALED(status))
+        why = "killed by a signal";
+    else if (!why && WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        why = "cannot run the PHP binary (php_binary)";
+    else if (!why && WIFEXITED(status) && WEXITSTATUS(status) == 3)
+        why = "the file does not return an array";
+    else if (!why && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+        why = "PHP exited with an error (a syntax error or an exception in env.php?)";
+    if (why) {
+        snprintf(err, errlen, "%s: env_php_reader = php: %s", path, why);
+        if (buf)
+            explicit_bzero(buf, n);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Reads, parses and derives env.php into `out`. Returns 0 or -1 with `err` set. A missing file
+ * is -2 (the caller decides whether that is an error). */
+static int load_envphp(struct mh_magento_conf *mc, struct mh_magento *out, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    size_t len = 0;
+    char *buf;
+    struct stat st;
+    if (stat(mc->env_php, &st) < 0 && errno == ENOENT) {
+        snprintf(err, errlen, "%s: cannot open: %s", mc->env_php, strerror(errno));
+        return -2;
+    }
+    if (mc->reader == MH_ENVPHP_PHP) {
+        /* Checked here too: PHP would wait on a FIFO and read a directory as nothing. */
+        if (stat(mc->env_php, &st) == 0 && !S_ISREG(st.st_mode)) {
+            snprintf(err, errlen, "%s: not a regular file", mc->env_php);
+            return -1;
+        }
+        mh_file_id_of(mc->env_php, &mc->id);
+        buf = run_php(mc, mc->env_php, &len, err, errlen);
+    } else {
+        buf = read_bounded(mc->env_php, &len, &mc->id, err, errlen);
+    }
+    if (!buf)
+        return -1;
+    struct mh_php_node *root = mc->reader == MH_ENVPHP_PHP
+                                   ? mh_envphp_parse_json(buf, len, mc->env_php, err, errlen)
+                                   : mh_envphp_parse(buf, len, mc->env_php, err, errlen);
+    explicit_bzero(buf, len);
+    free(buf);
+    if (!root)
+        return -1;
+    struct mh_magento_opts opts = {
+        .credentials_magento = mc->credentials_magento,
+        .mysql_socket = MARIADB_SOCKET,
+        .have_amqp = mh_check_type_find("amqp") != NULL,
+        .have_opensearch = mh_check_type_find("opensearch") != NULL,
+    };
+    int rc = mh_magento_derive(root, mc->env_php, &opts, out, err, errlen);
+    mh_php_free(root);
+    return rc;
+}
+
+/* env_php defaults to auto only when a [magento] section exists. A configuration from before
+ * env.php support (magento_root in [server] for the maintenance flag, its own mysql and redis
+ * checks) must keep loading unchanged after an upgrade: deriving checks from an env.php the
+ * dynamic user may not even be allowed to read would turn a package upgrade into an outage. */
+static int apply_magento(struct loader *ld, struct mh_section *s, struct mh_magento_conf *mc)
+{
+    struct mh_server_conf *sv = &ld->cfg->server;
+    char root[sizeof sv->magento_root] = "", env[4096], reader[16] = "native", cred[16] = "healthd";
+    snprintf(env, sizeof env, "%s", s ? "auto" : "no");
+    snprintf(mc->php_binary, sizeof mc->php_binary, "/usr/bin/php");
+    mc->php_timeout = 5000;
+    if (s && (mh_section_string(s, "magento_root", root, sizeof root) < 0 ||
+              mh_section_string(s, "env_php", env, sizeof env) < 0 ||
+              mh_section_string(s, "env_php_reader", reader, sizeof reader) < 0 ||
+              mh_section_string(s, "php_binary", mc->php_binary, sizeof mc->php_binary) < 0 ||
+              mh_section_duration(s, "php_timeout", &mc->php_timeout) < 0 ||
+              mh_section_string(s, "credentials", cred, sizeof cred) < 0))
+        return -1;
+    if (root[0]) {
+        if (root[0] != '/')
+            return mh_section_error(s, "magento_root", "must be an absolute path");
+        if (sv->magento_root[0] && strcmp(sv->magento_root, root) != 0)
+            return mh_section_error(s, "magento_root",
+                                    "differs from [server] magento_root; set it in one place");
+        snprintf(sv->magento_root, sizeof sv->magento_root, "%s", root);
+    }
+    if (strcmp(reader, "native") == 0)
+        mc->reader = MH_ENVPHP_NATIVE;
+    else if (strcmp(reader, "php") == 0)
+        mc->reader = MH_ENVPHP_PHP;
+    else
+        return bad_value(s, "env_php_reader", reader, "expected native or php");
+    if (strcmp(cred, "magento") == 0)
+        mc->credentials_magento = true;
+    else if (strcmp(cred, "healthd") != 0)
+        return bad_value(s, "credentials", cred, "expected healthd or magento");
+    /* Read here (so they are known keys), copied into the derived mysql checks later. */
+    const char *pw_file = s ? mh_section_get(s, "db_password_file") : NULL;
+    const char *pw_env = s ? mh_section_get(s, "db_password_env") : NULL;
+    if (s)
+        mh_section_get(s, "db_user");
+    if (pw_file && pw_env)
+        return mh_section_error(s, "db_password_env",
+                                "set either db_password_file or "
+                                "db_password_env, not both");
+    if (mc->php_binary[0] != '/')
+        return mh_section_error(s, "php_binary", "must be an absolute path");
+    if (mc->php_timeout < 100 || mc->php_timeout > 60000)
+        return mh_section_error(s, "php_timeout", "must be between 100ms and 60s");
+    if (strcmp(env, "no") == 0)
+        return 0;
+    if (strcmp(env, "auto") == 0) {
+        if (sv->magento_root[0])
+            snprintf(mc->env_php, sizeof mc->env_php, "%s/app/etc/env.php", sv->magento_root);
+        mc->required = ld->opts && ld->opts->require_env_php;
+        return 0;
+    }
+    if (env[0] != '/')
+        return bad_value(s, "env_php", env, "expected auto, no or an absolute path");
+    snprintf(mc->env_php, sizeof mc->env_php, "%s", env);
+    mc->required = true;
+    return 0;
+}
+
+static int add_kv(struct loader *ld, struct mh_section *s, const char *key, const char *value,
+                  const char *file, int line, bool secret)
+{
+    if (s->n_kv == MAX_KEYS)
+        return loader_error(ld, s->line, s->name, key, "too many keys in section");
+    struct mh_kv *kv = &s->kv[s->n_kv];
+    kv->key = strdup(key);
+    kv->value = strdup(value);
+    if (!kv->key || !kv->value) {
+        free(kv->key);
+        free(kv->value);
+        return loader_error(ld, s->line, s->name, key, "out of memory");
+    }
+    kv->file = file;
+    kv->line = line;
+    kv->secret = secret;
+    s->n_kv++;
+    return 0;
+}
+
+/* [magento] db_user, db_password_file, db_password_env: the database user of the derived
+ * mysql checks when credentials = healthd. Copied into a derived section that does not set its
+ * own, with their config file lines. */
+static int add_db_credentials(struct loader *ld, struct mh_section *m, struct mh_section *s)
+{
+    static const char *const keys[][2] = {{"db_user", "user"},
+                                          {"db_password_file", "password_file"},
+                                          {"db_password_env", "password_env"}};
+    bool own = section_find(s, "user") || section_find(s, "password_file") ||
+               section_find(s, "password_env");
+    for (size_t i = 0; m && !own && i < sizeof keys / sizeof keys[0]; i++) {
+        struct mh_kv *kv = section_find(m, keys[i][0]);
+        if (kv && add_kv(ld, s, keys[i][1], kv->value, NULL, kv->line, false) < 0)
+            return -1;
+    }
+    if (!section_find(s, "user"))
+        return mh_section_error(s, NULL,
+                                "derived from env.php: set the database user for the check with "
+                                "[magento] db_user and db_password_file, or [check.%s] user, or "
+                                "[magento] credentials = magento",
+                                s->name + strlen(CHECK_PREFIX));
+    return 0;
+}
+
+/* Merges one derived check into the sections: a [check.NAME] the operator wrote wins key by key. */
+static int merge_derived(struct loader *ld, const struct mh_derived_check *d,
+                         struct mh_section *magento, const char *envphp)
+{
+    char name[SECTION_MAX];
+    snprintf(name, sizeof name, CHECK_PREFIX "%s", d->name);
+    struct mh_section *s = find_section(ld, name);
+    if (s) {
+        struct mh_kv *type = section_find(s, "type");
+        if (type && strcmp(type->value, d->type) != 0)
+            return mh_section_error(s, "type", "may not change: env.php derives this check as %s",
+                                    d->type);
+        if (!type && add_kv(ld, s, "type", d->type, envphp, d->line, false) < 0)
+            return -1;
+    } else {
+        if (!(s = add_section(ld, name, d->line)))
+            return -1;
+        s->file = envphp;
+        if (add_kv(ld, s, "type", d->type, envphp, d->line, false) < 0)
+            return -1;
+    }
+    bool own_password = section_find(s, "password_file") || section_find(s, "password_env");
+    for (int i = 0; i < d->n_kv; i++) {
+        const struct mh_derived_kv *kv = &d->kv[i];
+        if (section_find(s, kv->key) || (kv->secret && own_password))
+            continue;
+        if (add_kv(ld, s, kv->key, kv->value, envphp, kv->line, kv->secret) < 0)
+            return -1;
+    }
+    if (strcmp(d->type, "magento") == 0)
+        return section_find(s, "env_php") ? 0 : add_kv(ld, s, "env_php", envphp, envphp, 0, false);
+    if (strcmp(d->type, "mysql") == 0 && !ld->cfg->magento.credentials_magento) {
+        struct mh_kv *en = section_find(s, "enabled");
+        bool on = true;
+        const char *why;
+        if (en && mh_parse_bool(en->value, &on, &why) == 0 && !on)
+            return 0;
+        return add_db_credentials(ld, magento, s);
+    }
+    return 0;
+}
+
+static int derive_from_envphp(struct loader *ld, struct mh_section *magento)
+{
+    struct mh_magento_conf *mc = &ld->cfg->magento;
+    if (!mc->env_php[0])
+        return 0;
+    struct mh_magento *m = calloc(1, sizeof *m);
+    char err[MH_CONFIG_ERROR_MAX];
+    if (!m)
+        return loader_error(ld, 0, NULL, NULL, "out of memory");
+    int rc = load_envphp(mc, m, err, sizeof err);
+    if (rc == -2 && !mc->required) {
+        free(m); /* auto, and no env.php there (yet): nothing to derive; it is watched */
+        return 0;
+    }
+    if (rc < 0) {
+        free(m);
+        if (!ld->failed) {
+            ld->failed = true;
+            snprintf(ld->err, ld->errlen, "%s", err);
+        }
+        return -1;
+    }
+    mc->env_php_used = true;
+    /* The path strings the sections point at live as long as the loader: cfg outlives it. */
+    for (int i = 0; i < m->n_checks && rc == 0; i++)
+        rc = merge_derived(ld, &m->checks[i], magento, mc->env_php);
+    mh_magento_clear(m);
+    free(m);
+    return rc;
+}
+
 /* ---- pass 2: [check.NAME] ---- */
 
 static bool valid_check_name(const char *name)
@@ -557,10 +1158,15 @@ static int check_common(struct mh_section *s, struct mh_check *c)
     unsigned long rise = 1, fall = 1;
     c->interval = 2000;
     c->timeout = 1000;
-    c->max_age = -1;
+    c->affects = c->type->default_affects;
     if (mh_section_duration(s, "interval", &c->interval) < 0 ||
-        mh_section_duration(s, "timeout", &c->timeout) < 0 ||
-        mh_section_duration(s, "max_age", &c->max_age) < 0 ||
+        mh_section_duration(s, "timeout", &c->timeout) < 0)
+        return -1;
+    /* Default: 3 x interval, but never so short that a run which legitimately uses its whole
+     * timeout is reported stale before it can post its own reason. */
+    c->max_age = 3 * c->interval > c->interval + 2 * c->timeout ? 3 * c->interval
+                                                                : c->interval + 2 * c->timeout;
+    if (mh_section_duration(s, "max_age", &c->max_age) < 0 ||
         mh_section_uint(s, "rise", 1, 100, &rise) < 0 ||
         mh_section_uint(s, "fall", 1, 100, &fall) < 0 ||
         mh_section_affects(s, "affects", &c->affects) < 0)
@@ -574,11 +1180,6 @@ static int check_common(struct mh_section *s, struct mh_check *c)
         return mh_section_error(s, "interval", "must be at least 10ms");
     if (c->timeout < 10)
         return mh_section_error(s, "timeout", "must be at least 10ms");
-    /* Default: 3 x interval, but never so short that a run which legitimately uses its whole
-     * timeout is reported stale before it can post its own reason. */
-    if (c->max_age < 0)
-        c->max_age = 3 * c->interval > c->interval + 2 * c->timeout ? 3 * c->interval
-                                                                    : c->interval + 2 * c->timeout;
     /* A run starts every interval and may take its whole timeout, so just before the next run
      * reports, a healthy result is interval + timeout old: anything shorter flaps to "stale". */
     if (c->max_age < c->interval + c->timeout)
@@ -612,15 +1213,42 @@ static int report_unused(struct mh_section *s)
     return 0;
 }
 
+/* Appends the section's trace to the --print-config text. */
+static void emit_section(struct loader *ld, struct mh_section *s)
+{
+    if (!recording(s))
+        return;
+    buf_printf(&ld->out, &ld->out_len, "\n[%s]\n%s", s->name, s->trace ? s->trace : "");
+}
+
 static int create_check(struct loader *ld, struct mh_section *s)
 {
     const char *name = s->name + strlen(CHECK_PREFIX);
+    bool enabled = true;
+    if (mh_section_bool(s, "enabled", &enabled) < 0)
+        return -1;
+    if (!enabled) {
+        /* Dropped, e.g. a check derived from env.php; its other keys are not read. */
+        for (int i = 0; i < s->n_kv; i++)
+            s->kv[i].used = true;
+        return 0;
+    }
     if (!valid_check_name(name))
         return mh_section_error(s, NULL,
                                 "check names use letters, digits, '_' and '-' (at most "
                                 "%d)",
                                 MH_NAME_MAX - 1);
     const char *type = mh_section_get(s, "type");
+    if (!type && ld->cfg->magento.env_php_used && mh_magento_is_derived_name(name)) {
+        /* Overrides a check env.php no longer implies (say, sessions moved to files): nothing to
+         * override, so nothing to check. */
+        for (int i = 0; i < s->n_kv; i++)
+            s->kv[i].used = true;
+        if (recording(s))
+            buf_printf(&s->trace, &s->trace_len,
+                       "# not derived from env.php: nothing to override\n");
+        return 0;
+    }
     if (!type)
         return mh_section_error(s, NULL, "missing key \"type\" (one of: %s)",
                                 mh_check_type_names());
@@ -639,26 +1267,44 @@ static int create_check(struct loader *ld, struct mh_section *s)
     if (c->n_meas == 0)
         return mh_section_error(s, NULL, "check declares no measurement (internal error)");
     c->settings_hash = settings_hash(s, c);
+    for (int i = 0; i < s->n_kv; i++) /* a key no getter read is still shown */
+        if (recording(s) && s->kv[i].used)
+            mh_section_get(s, s->kv[i].key);
     return report_unused(s);
 }
 
 static int apply_sections(struct loader *ld)
 {
     struct mh_section *server = find_section(ld, "server");
+    if (!server && ld->opts && ld->opts->record && !(server = add_section(ld, "server", 0)))
+        return -1;
     if (server && (apply_server(server, &ld->cfg->server) < 0 || report_unused(server) < 0))
+        return -1;
+    struct mh_section *magento = find_section(ld, "magento");
+    if (!magento && ld->opts && ld->opts->record && !(magento = add_section(ld, "magento", 0)))
+        return -1;
+    if (apply_magento(ld, magento, &ld->cfg->magento) < 0 ||
+        (magento && report_unused(magento) < 0))
+        return -1;
+    if (server)
+        emit_section(ld, server);
+    if (magento)
+        emit_section(ld, magento);
+    if (derive_from_envphp(ld, magento) < 0)
         return -1;
     for (int i = 0; i < ld->n_sections; i++) {
         struct mh_section *s = ld->sections[i];
-        if (s == server)
+        if (s == server || s == magento)
             continue;
         if (strncmp(s->name, CHECK_PREFIX, strlen(CHECK_PREFIX)) != 0)
             return loader_error(ld, s->line, s->name, NULL,
-                                "unknown section (expected [server] or [check.NAME])");
+                                "unknown section (expected [server], [magento] or [check.NAME])");
         if (ld->cfg->n_checks == MH_MAX_CHECKS)
             return loader_error(ld, s->line, s->name, NULL, "too many checks (at most %d)",
                                 MH_MAX_CHECKS);
         if (create_check(ld, s) < 0)
             return -1;
+        emit_section(ld, s);
     }
     if (ld->cfg->n_checks == 0)
         return loader_error(ld, ld->line, NULL, NULL,
@@ -676,6 +1322,7 @@ static void free_sections(struct loader *ld)
             free(s->kv[k].key);
             free(s->kv[k].value);
         }
+        free(s->trace);
         free(s);
     }
 }
@@ -700,7 +1347,13 @@ static int read_file(struct loader *ld)
 
 struct mh_config *mh_config_load(const char *path, char *err, size_t errlen)
 {
-    struct loader ld = {.path = path, .err = err, .errlen = errlen};
+    return mh_config_load_with(path, NULL, err, errlen);
+}
+
+struct mh_config *mh_config_load_with(const char *path, const struct mh_load_opts *opts, char *err,
+                                      size_t errlen)
+{
+    struct loader ld = {.path = path, .err = err, .errlen = errlen, .opts = opts};
     ld.cfg = calloc(1, sizeof *ld.cfg);
     if (!ld.cfg) {
         snprintf(err, errlen, "%s: out of memory", path);
@@ -713,9 +1366,11 @@ struct mh_config *mh_config_load(const char *path, char *err, size_t errlen)
         rc = apply_sections(&ld);
     free_sections(&ld);
     if (rc < 0) {
+        free(ld.out);
         mh_config_free(ld.cfg);
         return NULL;
     }
+    ld.cfg->effective = ld.out;
     return ld.cfg;
 }
 
@@ -730,5 +1385,6 @@ void mh_config_free(struct mh_config *cfg)
         free(c);
     }
     mh_secret_free(cfg->server.details_token);
+    free(cfg->effective);
     free(cfg);
 }

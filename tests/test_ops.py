@@ -26,7 +26,8 @@ NGINX_SNIPPET = os.path.join(SOURCE_ROOT, "nginx", "magento-healthd.conf")
 MAX_EXPOSURE = 2.0
 # Check types whose keys magento-healthd.conf(5) documents in full.
 DOCUMENTED_TYPES = {"disk", "drain", "mysql", "redis", "fpm", "opensearch", "amqp"}
-COMMON_CHECK_KEYS = {"type", "interval", "timeout", "max_age", "rise", "fall", "affects"}
+COMMON_CHECK_KEYS = {"type", "interval", "timeout", "max_age", "rise", "fall", "affects",
+                     "enabled"}
 
 
 def need_tool(name):
@@ -228,7 +229,7 @@ def test_daemon_man_page(tree):
 def sample_keys():
     """{section kind: keys} of the sample configuration, commented-out keys included: "server",
     "common" and each check type."""
-    keys = {"server": set(), "common": set()}
+    keys = {"server": set(), "magento": set(), "common": set()}
     section, ctype = None, None
     with open(SAMPLE, encoding="utf-8") as f:
         lines = f.read().splitlines()
@@ -246,8 +247,8 @@ def sample_keys():
         if not m or section is None:
             continue
         key = m.group(1)
-        if section == "server":
-            keys["server"].add(key)
+        if section in ("server", "magento"):
+            keys[section].add(key)
         elif key in COMMON_CHECK_KEYS:
             keys["common"].add(key)
         else:
@@ -260,12 +261,13 @@ def test_config_man_page_documents_every_sample_key(tree):
     keys = sample_keys()
     assert {"listen", "details_from", "shutdown_delay"} <= keys["server"], keys
     assert {"file", "maintenance_flag"} <= keys["drain"] and "write_probe" in keys["disk"], keys
-    wanted = keys["server"] | COMMON_CHECK_KEYS
+    assert {"env_php", "env_php_reader", "credentials"} <= keys["magento"], keys
+    wanted = keys["server"] | keys["magento"] | COMMON_CHECK_KEYS
     for ctype in DOCUMENTED_TYPES:
         wanted |= keys.get(ctype, set())
     missing = sorted(k for k in wanted if not re.search(rf"(?<![\w.]){k}(?!\w)", text))
     assert not missing, f"magento-healthd.conf(5) does not document: {missing}"
-    for ctype in DOCUMENTED_TYPES:
+    for ctype in DOCUMENTED_TYPES | {"magento"}:
         assert f"type = {ctype}" in text, ctype
 
 

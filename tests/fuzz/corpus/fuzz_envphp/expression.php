@@ -1,0 +1,10 @@
+<?php
+return [
+    'db' => [
+        'connection' => [
+            'default' => [
+                'host' => getenv('DB_HOST'),
+            ],
+        ],
+    ],
+];
