@@ -23,8 +23,12 @@
 #include <string.h>
 #include <time.h>
 
-#define COLUMNS     100
-#define CHECK_WIDTH 26
+#define COLUMNS 100
+/* The CHECK column fits the longest "check:measurement" (derived names such as
+ * redis_page_cache:connectivity are 29 characters), within these bounds; the output column
+ * takes what is left of the 100. */
+#define CHECK_WIDTH_MIN 16
+#define CHECK_WIDTH_MAX 32
 
 static const char *color_of(enum mh_status s)
 {
@@ -103,7 +107,20 @@ static void header_line(FILE *f, const char *scope, const struct mh_snapshot *sn
     fputc('\n', f);
 }
 
-static void measurement_line(FILE *f, const struct mh_check_view *v, int m, bool color)
+static int check_width(const struct mh_snapshot *snap)
+{
+    size_t w = CHECK_WIDTH_MIN;
+    for (int i = 0; i < snap->n_checks; i++) {
+        const struct mh_check *c = snap->checks[i].check;
+        for (int m = 0; m < c->n_meas; m++) {
+            size_t n = strlen(c->name) + 1 + strlen(c->meas[m].name);
+            w = n > w ? n : w;
+        }
+    }
+    return w > CHECK_WIDTH_MAX ? CHECK_WIDTH_MAX : (int)w;
+}
+
+static void measurement_line(FILE *f, const struct mh_check_view *v, int m, int width, bool color)
 {
     const struct mh_meas_state *st = &v->m[m];
     char name[2 * MH_NAME_MAX + 2], value[32] = "", age[16] = "-", held[16] = "-";
@@ -121,15 +138,14 @@ static void measurement_line(FILE *f, const struct mh_check_view *v, int m, bool
                                      : st->last.output;
     put_status(f, st->have_result ? st->effective : MH_FAIL, color, 6);
     fputc(' ', f);
-    put_cut(f, name, CHECK_WIDTH);
+    put_cut(f, name, width);
     fprintf(f, "%*s %-11.11s %-6s %-10s ",
-            CHECK_WIDTH - (int)strlen(name) > 0 ? CHECK_WIDTH - (int)strlen(name) : 0, "", value,
-            age, held);
-    put_cut(f, output[0] ? output : "ok", COLUMNS - 6 - 1 - CHECK_WIDTH - 1 - 12 - 7 - 11);
+            width - (int)strlen(name) > 0 ? width - (int)strlen(name) : 0, "", value, age, held);
+    put_cut(f, output[0] ? output : "ok", COLUMNS - 6 - 1 - width - 1 - 12 - 7 - 11);
     fputc('\n', f);
 }
 
-static void history_lines(FILE *f, const struct mh_snapshot *snap, bool color)
+static void history_lines(FILE *f, const struct mh_snapshot *snap, int width, bool color)
 {
     fprintf(f, "\nHISTORY (newest first, %d of %llu since start; memory only)\n", snap->n_history,
             (unsigned long long)snap->history_total);
@@ -141,13 +157,12 @@ static void history_lines(FILE *f, const struct mh_snapshot *snap, bool color)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
         snprintf(name, sizeof name, "%s:%s", t->check, t->measurement);
         fprintf(f, "%s  ", when);
-        put_cut(f, name, CHECK_WIDTH);
-        fprintf(f, "%*s ",
-                CHECK_WIDTH - (int)strlen(name) > 0 ? CHECK_WIDTH - (int)strlen(name) : 0, "");
+        put_cut(f, name, width);
+        fprintf(f, "%*s ", width - (int)strlen(name) > 0 ? width - (int)strlen(name) : 0, "");
         fprintf(f, "%-8s -> ", t->first ? "starting" : mh_status_name(t->from));
         put_status(f, t->to, color, 4);
         fputs("  ", f);
-        put_cut(f, t->reason[0] ? t->reason : "ok", COLUMNS - 22 - CHECK_WIDTH - 1 - 12 - 6);
+        put_cut(f, t->reason[0] ? t->reason : "ok", COLUMNS - 22 - width - 1 - 12 - 6);
         fputc('\n', f);
     }
 }
@@ -167,12 +182,13 @@ char *mh_render_text(const struct mh_snapshot *snap, enum mh_view view, bool col
     snprintf(who, sizeof who, "%s (%s)", region, mh_region_role_name(snap));
     header_line(f, "region", snap, MH_AFFECTS_REGION, who, color);
     header_line(f, "standby", snap, MH_AFFECTS_STANDBY, region, color);
-    fprintf(f, "\n%-6s %-*s %-11s %-6s %-10s %s\n", "STATUS", CHECK_WIDTH, "CHECK", "VALUE", "AGE",
+    int width = check_width(snap);
+    fprintf(f, "\n%-6s %-*s %-11s %-6s %-10s %s\n", "STATUS", width, "CHECK", "VALUE", "AGE",
             "IN STATUS", "OUTPUT");
     for (int i = 0; i < snap->n_checks; i++)
         for (int m = 0; m < snap->checks[i].check->n_meas; m++)
-            measurement_line(f, &snap->checks[i], m, color);
-    history_lines(f, snap, color);
+            measurement_line(f, &snap->checks[i], m, width, color);
+    history_lines(f, snap, width, color);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

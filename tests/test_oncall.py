@@ -82,16 +82,17 @@ def test_text_view_shows_what_fails_since_when_and_why(healthd, mariadb, redis_s
     drain = tmp_path / "drain"
     h = healthd(f"[check.db]\ntype = mysql\nhost = 127.0.0.1\nport = {db.port}\nuser = healthd\n"
                 f"password_file = {pw}\ninterval = 200ms\ntimeout = 500ms\n"
-                f"[check.cache]\ntype = redis\nhost = 127.0.0.1\nport = {srv.port}\nwrite = no\n"
+                f"[check.redis_page_cache]\ntype = redis\nhost = 127.0.0.1\nport = {srv.port}\n"
+                "write = no\n"
                 "interval = 200ms\ntimeout = 500ms\n"
                 f"[check.drain]\ntype = drain\nfile = {drain}\ninterval = 200ms\n")
     h.check("/healthcheck", "db:writable", status="pass")
-    h.check("/healthcheck", "cache:connectivity", status="pass")
+    h.check("/healthcheck", "redis_page_cache:connectivity", status="pass")
     h.check("/healthcheck", "drain:drain", status="pass")
     srv.stop()
     drain.write_text("maintenance\n")
     db.set_read_only(True)
-    h.check("/healthcheck", "cache:connectivity", status="fail")
+    h.check("/healthcheck", "redis_page_cache:connectivity", status="fail")
     h.check("/healthcheck", "db:writable", status="fail")
     h.check("/healthcheck", "drain:drain", status="fail")
     r = text_view(h)
@@ -102,9 +103,11 @@ def test_text_view_shows_what_fails_since_when_and_why(healthd, mariadb, redis_s
     assert re.match(r"node +fail +test-node: ", lines[0]), lines[0]
     assert re.match(r"region +fail +test-region \(standby\)", lines[1]), lines[1]
     assert lines[2].startswith("standby"), lines[2]
+    # Names are never cut: the CHECK column fits redis_page_cache:connectivity (29 characters).
     rows = {line.split()[1]: line for line in lines if re.match(r"(pass|warn|fail) ", line)}
     assert rows["drain:drain"].startswith("fail") and "draining" in rows["drain:drain"]
-    assert rows["cache:connectivity"].startswith("fail") and "connect" in rows["cache:connectivity"]
+    cache = rows["redis_page_cache:connectivity"]
+    assert cache.startswith("fail") and "connect" in cache, cache
     assert rows["db:writable"].startswith("fail") and "read-only" in rows["db:writable"]
     assert rows["db:connectivity"].startswith("pass") and " ms " in rows["db:connectivity"]
     # Each row says how long the measurement has been in its status: "0s", "3s", "1m02s".
