@@ -749,7 +749,11 @@ static char *read_bounded(const char *path, size_t *len, struct mh_file_id *id, 
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot open: %s%s", path, strerror(e),
+                 e == EACCES ? " (env.php is usually group www-data: give the service "
+                               "SupplementaryGroups=www-data, see magento-healthd(8))"
+                             : "");
         return NULL;
     }
     struct stat st;

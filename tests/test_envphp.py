@@ -10,8 +10,11 @@ running. A rewritten env.php is followed without a restart. No password from env
 up in a body, a log line, an error or --print-config.
 """
 import os
+import pathlib
+import shutil
 import signal
 import subprocess
+import tempfile
 
 import pytest
 
@@ -357,6 +360,40 @@ def test_broken_keeps_last_good_configuration(healthd, redis_server, site):
     assert h.get("/healthcheck").status == 200
     assert "reload rejected" in h.log()
     assert_no_secret(all_output(h))
+
+
+def test_an_env_php_the_service_may_not_read(tmp_path):
+    """env.php is usually mode 0640, group www-data, and the service runs as a dynamic user: a
+    clear error that names the drop-in, and the file's group (SupplementaryGroups=) is enough.
+    The daemon runs as nobody here (setpriv), so the directory must be reachable by it."""
+    d = tempfile.mkdtemp(prefix="mh-envphp-perm.")
+    try:
+        root = pathlib.Path(d) / "magento"
+        (root / "app" / "etc").mkdir(parents=True)
+        for p in (pathlib.Path(d), root, root / "app", root / "app" / "etc"):
+            os.chmod(p, 0o755)
+        path = env_php(root, magento_env(session=redis_session("127.0.0.1", 6390)))
+        os.chown(path, 0, 4242)
+        os.chmod(path, 0o640)
+        conf = pathlib.Path(d) / "h.conf"
+        conf.write_text(f"[server]\nlisten = 127.0.0.1:1\n[magento]\nmagento_root = {root}\n"
+                        f"[check.drain]\ntype = drain\nfile = {d}/drain\n")
+        os.chmod(conf, 0o644)
+
+        def as_service(groups):
+            return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", groups, BINARY,
+                                   "-c", str(conf), "--test-config"], capture_output=True,
+                                  text=True, timeout=30)
+        r = as_service("--clear-groups")
+        assert r.returncode == 1, r
+        assert f"{path}: cannot open: Permission denied" in r.stderr, r.stderr
+        assert "SupplementaryGroups=www-data" in r.stderr, r.stderr
+        assert_no_secret(r.stderr)
+        r = as_service("--groups=4242")  # the drop-in, in small: the file's group
+        assert r.returncode == 0, r.stderr
+        assert "configuration OK, 3 checks" in r.stdout, r.stdout  # drain, magento, redis_session
+    finally:
+        shutil.rmtree(d)
 
 
 # ---- following a rewritten env.php ----
