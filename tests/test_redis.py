@@ -224,7 +224,9 @@ def test_replica_is_read_only_for_sessions_and_fine_for_a_cache(healthd, redis_s
     replica.promote()
     h.check("/healthcheck", "redis_session:writable", status="pass")
     h.wait_status("/healthcheck/region", 200)
-    assert entry(h, "redis_session:connectivity")["details"]["role"] == "writer"
+    # The role is read before the write: a run can see the promotion only at its SET.
+    wait_until(lambda: entry(h, "redis_session:connectivity")["details"]["role"] == "writer", 5,
+               "the role to follow the promotion")
 
 
 def test_full_server_reports_oom_on_write(healthd, redis_server):
