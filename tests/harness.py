@@ -5,6 +5,7 @@ Every test that waits does so with wait_until() and a deadline, never a bare sle
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,12 +18,26 @@ WRAPPER = os.environ.get("MH_WRAPPER", "").split()
 UNDER_VALGRIND = any(os.path.basename(w) == "valgrind" for w in WRAPPER)
 
 
+# Ports for the services the tests start come from below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768-60999 by default). A port the kernel picked with bind(0)
+# is also what it hands out as the local port of outgoing connections, and with the suite
+# running two modules at once one of those took a broker's TLS port before it could listen.
+_PORTS = (20000, 32767)
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nothing listens on right now (bound and released)."""
+    """A TCP port nothing listens on right now (bound and released), outside the ephemeral
+    range, picked at random so that parallel test processes rarely try the same one."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(200):
+        port = random.randint(*_PORTS)
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {_PORTS} on {host}")
 
 
 def terminate(proc, sig=signal.SIGTERM, timeout=10.0):

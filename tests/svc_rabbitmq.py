@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 
 import pika
@@ -152,8 +153,24 @@ class RabbitMQ:
             raise AssertionError(f"rabbitmq-server exited with {self.proc.returncode}: {self.log()}")
         try:
             self.connection(self.vhosts[0], socket_timeout=1).close()
-            return True
         except pika.exceptions.AMQPError:
+            return False
+        if not self.tls:
+            return True
+        # The TLS listener starts after the plain one, and the broker runs on without it when it
+        # cannot listen (its port taken): say so here rather than in a TLS test's timeout.
+        try:
+            socket.create_connection((self.host, self.tls_port), timeout=1).close()
+            return True
+        except OSError:
+            try:
+                with open(os.path.join(self.log_dir, f"{self.node}.log"), errors="replace") as f:
+                    failed = "Failed to start Ranch listener" in f.read()
+            except OSError:
+                failed = False
+            if failed:
+                raise AssertionError(f"rabbitmq-server could not listen on TLS port "
+                                     f"{self.tls_port}: {self.log()[-2000:]}")
             return False
 
     def beam_pid(self):
