@@ -722,18 +722,22 @@ static int apply_server(struct mh_section *s, struct mh_server_conf *sv)
 
 /* ---- [magento] and env.php ---- */
 
+static void file_id_from_stat(const struct stat *st, struct mh_file_id *out)
+{
+    out->exists = true;
+    out->dev = (unsigned long long)st->st_dev;
+    out->ino = (unsigned long long)st->st_ino;
+    out->size = (long long)st->st_size;
+    out->mtime_sec = (long long)st->st_mtim.tv_sec;
+    out->mtime_nsec = (long long)st->st_mtim.tv_nsec;
+}
+
 void mh_file_id_of(const char *path, struct mh_file_id *out)
 {
     struct stat st;
     memset(out, 0, sizeof *out);
-    if (!path[0] || stat(path, &st) < 0)
-        return;
-    out->exists = true;
-    out->dev = (unsigned long long)st.st_dev;
-    out->ino = (unsigned long long)st.st_ino;
-    out->size = (long long)st.st_size;
-    out->mtime_sec = (long long)st.st_mtim.tv_sec;
-    out->mtime_nsec = (long long)st.st_mtim.tv_nsec;
+    if (path[0] && stat(path, &st) == 0)
+        file_id_from_stat(&st, out);
 }
 
 bool mh_file_id_equal(const struct mh_file_id *a, const struct mh_file_id *b)
@@ -768,12 +772,7 @@ static char *read_bounded(const char *path, size_t *len, struct mh_file_id *id, 
         close(fd);
         return NULL;
     }
-    id->exists = true;
-    id->dev = (unsigned long long)st.st_dev;
-    id->ino = (unsigned long long)st.st_ino;
-    id->size = (long long)st.st_size;
-    id->mtime_sec = (long long)st.st_mtim.tv_sec;
-    id->mtime_nsec = (long long)st.st_mtim.tv_nsec;
+    file_id_from_stat(&st, id);
     if (st.st_size > MH_ENVPHP_MAX_FILE) {
         snprintf(err, errlen, "%s: larger than %d bytes", path, MH_ENVPHP_MAX_FILE);
         close(fd);

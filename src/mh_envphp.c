@@ -756,18 +756,25 @@ fail:
     return NULL;
 }
 
+/* A parser at the start of buf, with err cleared. */
+static struct parser parser_start(const char *buf, size_t len, const char *name, char *err,
+                                  size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    return (struct parser){.p = buf,
+                           .end = buf + len,
+                           .line = 1,
+                           .line_start = buf,
+                           .name = name,
+                           .err = err,
+                           .errlen = errlen};
+}
+
 struct mh_php_node *mh_envphp_parse(const char *buf, size_t len, const char *name, char *err,
                                     size_t errlen)
 {
-    struct parser ps = {.p = buf,
-                        .end = buf + len,
-                        .line = 1,
-                        .line_start = buf,
-                        .name = name,
-                        .err = err,
-                        .errlen = errlen};
-    if (errlen)
-        err[0] = '\0';
+    struct parser ps = parser_start(buf, len, name, err, errlen);
     if (len > MH_ENVPHP_MAX_FILE) {
         snprintf(err, errlen, "%s: larger than %d bytes", name, MH_ENVPHP_MAX_FILE);
         return NULL;
@@ -852,15 +859,7 @@ static struct mh_php_node *from_json(struct parser *ps, json_t *j, int depth)
 struct mh_php_node *mh_envphp_parse_json(const char *buf, size_t len, const char *name, char *err,
                                          size_t errlen)
 {
-    struct parser ps = {.p = buf,
-                        .end = buf + len,
-                        .line = 1,
-                        .line_start = buf,
-                        .name = name,
-                        .err = err,
-                        .errlen = errlen};
-    if (errlen)
-        err[0] = '\0';
+    struct parser ps = parser_start(buf, len, name, err, errlen);
     json_error_t je;
     /* JSON_DECODE_ANY: PHP prints `false` when include failed. Depth: jansson has its own cap. */
     json_t *j = json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
