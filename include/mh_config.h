@@ -86,6 +86,12 @@ struct mh_config {
 struct mh_load_opts {
     bool record;          /* build cfg->effective: every key, its value and its origin */
     bool require_env_php; /* the running configuration used env.php: it must not vanish */
+    /* Called about every 100 ms while the load waits for PHP (env_php_reader = php, up to
+     * php_timeout), so that the caller's loop goes on with what must never wait: the watchdog
+     * and staleness. Returning false abandons the load (PHP is killed; the load fails), e.g.
+     * for a shutdown. NULL: nothing to call. */
+    bool (*waiting)(void *arg);
+    void *waiting_arg;
 };
 
 /* Loads and validates `path`. On success returns a config the caller frees with

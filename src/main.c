@@ -224,13 +224,31 @@ static bool same_listen(const struct mh_server_conf *a, const struct mh_server_c
     return true;
 }
 
+static void notify_systemd(struct daemon_state *d);
+
+/* While a reload waits for PHP (env_php_reader = php, up to php_timeout), the main loop's duties
+ * go on from here: staleness, the bodies that depend on it, STATUS= and watchdog pings. A
+ * SIGTERM or SIGINT waiting in the queue abandons the reload, so that the exit bound holds. */
+static bool keep_main_loop_going(void *arg)
+{
+    struct daemon_state *d = arg;
+    mh_registry_refresh(d->reg);
+    mh_http_refresh(d->http);
+    notify_systemd(d);
+    sigset_t pending;
+    return sigpending(&pending) != 0 ||
+           (!sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT));
+}
+
 static void reload(struct daemon_state *d)
 {
     mh_notify_post(d->notify, "RELOADING=1");
     char err[MH_CONFIG_ERROR_MAX];
     const struct mh_magento_conf *running = &mh_registry_config(d->reg)->magento;
     /* An env.php in use must not silently vanish: missing is then an error, not "none". */
-    struct mh_load_opts opts = {.require_env_php = running->env_php_used};
+    struct mh_load_opts opts = {.require_env_php = running->env_php_used,
+                                .waiting = keep_main_loop_going,
+                                .waiting_arg = d};
     mh_file_id_of(running->env_php, &d->envphp_seen);
     struct mh_config *cfg = mh_config_load_with(d->config_path, &opts, err, sizeof err);
     if (!cfg) {

@@ -810,11 +810,21 @@ static char *read_bounded(const char *path, size_t *len, struct mh_file_id *id, 
     return buf;
 }
 
+/* How often a load waiting for PHP hands control back to the caller (mh_load_opts.waiting). */
+#define WAITING_TICK_MS 100
+
+/* False when the caller wants the load abandoned. */
+static bool waiting_tick(const struct mh_load_opts *opts)
+{
+    return !opts || !opts->waiting || opts->waiting(opts->waiting_arg);
+}
+
 /* env_php_reader = php: `php -r 'echo json_encode(include $argv[1]);' PATH` in a child with no
  * shell, its output capped at MH_ENVPHP_MAX_FILE bytes, killed at `timeout`, its exit status
- * checked. Runs on the main thread at (re)load only. Returns PHP's output or NULL with `err`. */
-static char *run_php(const struct mh_magento_conf *mc, const char *path, size_t *len, char *err,
-                     size_t errlen)
+ * checked. Runs on the main thread at (re)load only, calling opts->waiting while it waits.
+ * Returns PHP's output or NULL with `err`. */
+static char *run_php(const struct mh_magento_conf *mc, const struct mh_load_opts *opts,
+                     const char *path, size_t *len, char *err, size_t errlen)
 {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
@@ -866,8 +876,12 @@ static char *run_php(const struct mh_magento_conf *mc, const char *path, size_t 
             why = "timed out";
             break;
         }
+        if (!waiting_tick(opts)) {
+            why = "abandoned (shutting down)";
+            break;
+        }
         struct pollfd pfd = {.fd = pipefd[0], .events = POLLIN};
-        int pr = poll(&pfd, 1, (int)left);
+        int pr = poll(&pfd, 1, (int)(left < WAITING_TICK_MS ? left : WAITING_TICK_MS));
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0)
@@ -895,6 +909,8 @@ static char *run_php(const struct mh_magento_conf *mc, const char *path, size_t 
             break;
         if (w == 0 && tries == 100)
             kill(pid, SIGKILL);
+        if (w == 0 && tries % 10 == 0)
+            (void)waiting_tick(opts); /* the child is being reaped: nothing left to abandon */
         if (w == 0)
             usleep(10000);
     }
@@ -921,7 +937,8 @@ static char *run_php(const struct mh_magento_conf *mc, const char *path, size_t 
 
 /* Reads, parses and derives env.php into `out`. Returns 0 or -1 with `err` set. A missing file
  * is -2 (the caller decides whether that is an error). */
-static int load_envphp(struct mh_magento_conf *mc, struct mh_magento *out, char *err, size_t errlen)
+static int load_envphp(struct mh_magento_conf *mc, const struct mh_load_opts *opts,
+                       struct mh_magento *out, char *err, size_t errlen)
 {
     err[0] = '\0';
     size_t len = 0;
@@ -938,7 +955,7 @@ static int load_envphp(struct mh_magento_conf *mc, struct mh_magento *out, char 
             return -1;
         }
         mh_file_id_of(mc->env_php, &mc->id);
-        buf = run_php(mc, mc->env_php, &len, err, errlen);
+        buf = run_php(mc, opts, mc->env_php, &len, err, errlen);
     } else {
         buf = read_bounded(mc->env_php, &len, &mc->id, err, errlen);
     }
@@ -951,13 +968,13 @@ static int load_envphp(struct mh_magento_conf *mc, struct mh_magento *out, char 
     free(buf);
     if (!root)
         return -1;
-    struct mh_magento_opts opts = {
+    struct mh_magento_opts derive = {
         .credentials_magento = mc->credentials_magento,
         .mysql_socket = MARIADB_SOCKET,
         .have_amqp = mh_check_type_find("amqp") != NULL,
         .have_opensearch = mh_check_type_find("opensearch") != NULL,
     };
-    int rc = mh_magento_derive(root, mc->env_php, &opts, out, err, errlen);
+    int rc = mh_magento_derive(root, mc->env_php, &derive, out, err, errlen);
     mh_php_free(root);
     return rc;
 }
@@ -1121,7 +1138,7 @@ static int derive_from_envphp(struct loader *ld, struct mh_section *magento)
     char err[MH_CONFIG_ERROR_MAX];
     if (!m)
         return loader_error(ld, 0, NULL, NULL, "out of memory");
-    int rc = load_envphp(mc, m, err, sizeof err);
+    int rc = load_envphp(mc, ld->opts, m, err, sizeof err);
     if (rc == -2 && !mc->required) {
         free(m); /* auto, and no env.php there (yet): nothing to derive; it is watched */
         return 0;

@@ -64,6 +64,29 @@ def notify_socket(tmp_path):
     return s, path
 
 
+class Notifications:
+    """Reads sd_notify messages as they come, with the time each one arrived."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.messages = []
+
+    def drain(self):
+        while True:
+            try:
+                self.messages.append((time.monotonic(), self.sock.recv(4096).decode()))
+            except (socket.timeout, BlockingIOError):
+                return self.messages
+
+    def first(self, text, after=0.0):
+        self.drain()
+        return next((t for t, m in self.messages if m == text and t >= after), None)
+
+    def times(self, text):
+        self.drain()
+        return [t for t, m in self.messages if m == text]
+
+
 def wait_until(predicate, timeout=10.0, what="condition", interval=0.02):
     """Polls predicate() until it returns a truthy value; fails the test after `timeout` s."""
     deadline = time.monotonic() + timeout

@@ -15,10 +15,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
-from harness import BINARY, WRAPPER, wait_until
+from harness import BINARY, WRAPPER, Notifications, notify_socket, wait_until
 from svc_fpm import Fpm
 from svc_redis import RedisServer
 
@@ -288,6 +289,46 @@ def test_expressions_need_the_php_reader(healthd, redis_server, site):
     h.start()
     h.check("/healthcheck", "redis_session:connectivity", status="pass", timeout=15)
     assert_no_secret(all_output(h))
+
+
+def test_a_slow_php_reader_never_stalls_the_main_loop(healthd, redis_server, site, tmp_path):
+    """env_php_reader = php runs at reload on the main thread; while PHP takes its time, the main
+    loop's duties (watchdog pings, staleness) must go on."""
+    root, pw = site
+    srv = redis_server(password=REDIS_PW)
+    path = env_php(root, magento_env(session=redis_session("127.0.0.1", srv.port)))
+    good = path.read_text()
+    sock, notify = notify_socket(tmp_path)
+    notes = Notifications(sock)
+    h = healthd(f"[magento]\nmagento_root = {root}\nenv_php_reader = php\nphp_timeout = 10s\n" +
+                overrides("redis_session"),
+                env={"NOTIFY_SOCKET": notify, "WATCHDOG_USEC": "1000000"})  # a ping every 0.5 s
+    wait_until(lambda: notes.first("READY=1"), 15, "READY=1")
+    h.check("/healthcheck", "redis_session:connectivity", status="pass")
+    # The same configuration, from a PHP file that takes 4 s to evaluate.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(good.replace("<?php\n", "<?php\nsleep(4);\n", 1))
+    os.replace(tmp, path)
+    started = time.monotonic()
+    # Draining as we wait stamps each message when it comes.
+    wait_until(lambda: notes.drain() is not None and ("reloaded" in h.log() or
+                                                      "reload rejected" in h.log()),
+               15, "the reload")
+    assert time.monotonic() - started >= 4, "PHP did not take its 4 s"
+    pings = [t for t in notes.times("WATCHDOG=1") if t >= started - 1]
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    assert pings and max(gaps) < 1.5, f"watchdog gaps while PHP ran: {gaps}"
+    assert "reloaded" in h.log(), h.log()[-2000:]
+    # A SIGTERM while PHP runs abandons the reload: the exit bound (shutdown_delay + 2 s) holds.
+    tmp.write_text(good.replace("<?php\n", "<?php\nsleep(8);\n", 1))
+    os.replace(tmp, path)
+    wait_until(lambda: h.log().count("changed; reloading") >= 2, 5, "the second reload")
+    stopped = time.monotonic()
+    h.proc.send_signal(signal.SIGTERM)
+    assert h.proc.wait(10) == 0
+    assert time.monotonic() - stopped < 2.0 + 0.75, "the exit waited for PHP"
+    assert "abandoned (shutting down)" in h.log(), h.log()[-2000:]
+    sock.close()
 
 
 # ---- broken env.php files ----

@@ -13,14 +13,13 @@ machine; the speed itself is measured in bench/.
 import fcntl
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from harness import BINARY, WRAPPER, notify_socket, toggle_drain, wait_until
+from harness import BINARY, WRAPPER, Notifications, notify_socket, toggle_drain, wait_until
 from netns import SwallowingResolverNetns
 
 SLACK = 0.75  # seconds of scheduling slack on top of a documented bound
@@ -33,29 +32,6 @@ def netns(tmp_path):
     ns = SwallowingResolverNetns(str(tmp_path / "netns"))
     yield ns
     ns.stop()
-
-
-class Notifications:
-    """Reads sd_notify messages as they come, with the time each one arrived."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.messages = []
-
-    def drain(self):
-        while True:
-            try:
-                self.messages.append((time.monotonic(), self.sock.recv(4096).decode()))
-            except (socket.timeout, BlockingIOError):
-                return self.messages
-
-    def first(self, text, after=0.0):
-        self.drain()
-        return next((t for t, m in self.messages if m == text and t >= after), None)
-
-    def times(self, text):
-        self.drain()
-        return [t for t, m in self.messages if m == text]
 
 
 def mysql_tls_section(name, pwfile, timeout="1s"):
