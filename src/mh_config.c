@@ -901,12 +901,17 @@ static char *run_php(const struct mh_magento_conf *mc, const struct mh_load_opts
     int status = 0;
     if (why || !buf)
         kill(pid, SIGKILL);
-    /* After EOF (or the kill) the child is gone or going; the wait is bounded by the deadline
-     * plus a short grace, then it is killed for good. */
+    /* After EOF (or the kill) the child is gone or going: wait at most 3 s (SIGKILL after 1 s),
+     * never blocking, since a child stuck in uninterruptible I/O (a hung network mount) outlives
+     * SIGKILL. Such a child is left behind, and its result does not count. */
     for (int tries = 0;; tries++) {
-        pid_t w = waitpid(pid, &status, tries < 200 ? WNOHANG : 0);
+        pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid || (w < 0 && errno != EINTR))
             break;
+        if (w == 0 && tries == 300) {
+            why = why ? why : "PHP did not exit after SIGKILL";
+            break;
+        }
         if (w == 0 && tries == 100)
             kill(pid, SIGKILL);
         if (w == 0 && tries % 10 == 0)

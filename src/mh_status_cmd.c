@@ -12,6 +12,8 @@
  * program, so it prints. */
 #include "mh_status_cmd.h"
 
+#include "mh_check.h"
+#include "mh_config.h"
 #include "mh_parse.h"
 #include "mh_types.h"
 
@@ -87,32 +89,20 @@ static int base_url(const char *listen, char *out, size_t outlen, const char **w
     return 0;
 }
 
-/* The details token, if the config names one this user can read. "%d/" is systemd's
- * credentials directory, which exists only inside the unit: then it is not available here. */
+/* The details token, if the config names one this user can read, read as the daemon reads it
+ * (mh_secret_read_file). "%d/" is systemd's credentials directory, which exists only inside
+ * the unit: outside it the token is simply not available. Free with mh_secret_free(). */
 static char *read_token(const struct server_keys *k)
 {
     if (k->token_env[0] && getenv(k->token_env))
         return strdup(getenv(k->token_env));
     if (!k->token_file[0])
         return NULL;
-    char path[4200];
-    const char *creds = getenv("CREDENTIALS_DIRECTORY");
-    if (strncmp(k->token_file, "%d/", 3) == 0) {
-        if (!creds)
-            return NULL;
-        snprintf(path, sizeof path, "%s/%s", creds, k->token_file + 3);
-    } else {
-        snprintf(path, sizeof path, "%s", k->token_file);
-    }
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char buf[4097];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return buf[0] ? strdup(buf) : NULL;
+    const char *why;
+    char *token = mh_secret_read_file(k->token_file, &why);
+    if (!token && strncmp(k->token_file, "%d/", 3) != 0)
+        fprintf(stderr, "magento-healthd status: details_token_file %s: %s\n", k->token_file, why);
+    return token;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ctx)
@@ -150,6 +140,9 @@ static long fetch(const char *url, const char *token, long timeout_ms, struct bo
         headers = curl_slist_append(headers, auth);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
+    /* Never through http_proxy / ALL_PROXY: the token would go to another host in clear text,
+     * and the answer (and its timing) would be the proxy's, not the daemon's. */
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -169,6 +162,7 @@ static long fetch(const char *url, const char *token, long timeout_ms, struct bo
                                : curl_easy_strerror(rc));
     curl_slist_free_all(headers);
     curl_easy_cleanup(c);
+    explicit_bzero(auth, sizeof auth);
     return code;
 }
 
@@ -250,7 +244,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->config = optarg;
         } else if (opt == 'j') {
             o->json = true;
-        } else if (opt == 'T' && mh_parse_duration(optarg, &o->timeout, &why) < 0) {
+        } else if (opt == 'T' && (mh_parse_duration(optarg, &o->timeout, &why) < 0 ||
+                                  (o->timeout <= 0 && (why = "must be at least 1ms")))) {
+            /* 0 would mean "no limit" to libcurl: this command must never hang. */
             fprintf(stderr, "magento-healthd status: --timeout %s: %s\n", optarg, why);
             return 64;
         } else if (opt == 'h') {
@@ -316,6 +312,9 @@ int mh_status_main(int argc, char **argv, const char *default_config)
     char *token = read_token(&k);
     snprintf(url, sizeof url, "%s/healthcheck", base);
     struct body raw = {0};
+    /* One bound for the whole command: the text view gets what the JSON request left. */
+    struct timespec deadline;
+    mh_deadline_in(&deadline, o.timeout);
     json_t *root = ask_json(url, token, o.timeout, &raw);
     rc = EXIT_UNREACHABLE;
     if (root) {
@@ -327,11 +326,19 @@ int mh_status_main(int argc, char **argv, const char *default_config)
                     "node \"%s\": a different daemon answered\n",
                     base, node, o.config, k.node);
         struct body text = {0};
-        char err[CURL_ERROR_SIZE + 64];
+        char err[CURL_ERROR_SIZE + 64] = "no time left";
         snprintf(url, sizeof url, "%s/healthcheck?format=text", base);
+        mh_ms left = mh_deadline_left(&deadline);
+        long code = 0;
+        if (!o.json && left > 0)
+            code = fetch(url, token, (long)left, &text, err, sizeof err);
+        /* The table starts with its node line; anything else (an error page, or JSON from an
+         * older daemon that has no text view) is not printed as if it were one. */
+        if (code != 0 && (!text.data || strncmp(text.data, "node ", 5) != 0))
+            snprintf(err, sizeof err, "HTTP %ld without the text view (an older daemon?)", code);
         if (o.json)
             printf("%s\n", raw.data);
-        else if (fetch(url, token, (long)o.timeout, &text, err, sizeof err) == 0 || !text.data) {
+        else if (code == 0 || !text.data || strncmp(text.data, "node ", 5) != 0) {
             fprintf(stderr, "magento-healthd status: the text view failed: %s\n", err);
             rc = EXIT_UNREACHABLE;
         } else if (isatty(STDOUT_FILENO) && !getenv("NO_COLOR"))
@@ -342,10 +349,7 @@ int mh_status_main(int argc, char **argv, const char *default_config)
         json_decref(root);
     }
     free(raw.data);
-    if (token) {
-        memset(token, 0, strlen(token));
-        free(token);
-    }
+    mh_secret_free(token);
     curl_global_cleanup();
     return rc;
 }

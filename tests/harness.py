@@ -120,6 +120,23 @@ def toggle_drain(h, drain, checks, times):
         wait_until(seen, 5, f"toggle {i}: {want}")
 
 
+def entry(h, name, path="/healthcheck"):
+    """The detailed entry of measurement `name` ("check:measurement") on `path`, as it is now."""
+    return h.get(path).json()["checks"][name][0]
+
+
+def newer_result(h, name, than):
+    """The entry for `name` once a run later than the entry `than` has posted, else None."""
+    e = entry(h, name)
+    return e if e["time"] != than["time"] else None
+
+
+def all_bodies(h):
+    """Every readiness body a client can get, concatenated: for checks that nothing leaks."""
+    return "".join(h.get(p).body for p in ["/healthcheck", "/healthcheck/region",
+                                           "/healthcheck/live"])
+
+
 class Response:
     def __init__(self, status, headers, body, elapsed):
         self.status = status

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from harness import BINARY, wait_until
+from harness import BINARY, all_bodies, entry, newer_result, wait_until
 from netns import SwallowingResolverNetns
 from svc_rabbitmq import RabbitMQ
 from tlsfiles import make_tls_files
@@ -66,18 +66,10 @@ def section(name, rmq, pwfile, vhost, body="", port=None, host=None):
             f"password_file = {pwfile}\n{body}\n")
 
 
-def entry(h, name, path="/healthcheck"):
-    return h.get(path).json()["checks"][name][0]
 
 
-def newer_result(h, name, than):
-    e = entry(h, name)
-    return e if e["time"] != than["time"] else None
 
 
-def all_bodies(h):
-    return "".join(h.get(p).body for p in ["/healthcheck", "/healthcheck/region",
-                                            "/healthcheck/live"])
 
 
 def test_pass_reports_round_trip_queues_facts_and_defaults(healthd, rmq, pwfile):

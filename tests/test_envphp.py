@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness import BINARY, WRAPPER, Notifications, notify_socket, wait_until
+from harness import BINARY, Notifications, WRAPPER, entry, notify_socket, wait_until
 from svc_fpm import Fpm
 from svc_redis import RedisServer
 
@@ -151,8 +151,6 @@ def magento_section(root, pw, extra=""):
     return f"[magento]\nmagento_root = {root}\ndb_user = healthd\ndb_password_file = {pw}\n{extra}\n"
 
 
-def entry(h, name):
-    return h.get("/healthcheck").json()["checks"][name][0]
 
 
 def assert_no_secret(*texts):

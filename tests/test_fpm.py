@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness import BINARY, free_port, wait_until
+from harness import BINARY, entry, free_port, wait_until
 from svc_fpm import Fpm
 
 TIMEOUT_S = 0.5
@@ -42,8 +42,6 @@ def fpm_conf(f, extra="", status_socket=True):
     return "\n".join(lines) + "\n" + extra
 
 
-def entry(h, name, path="/healthcheck"):
-    return h.get(path).json()["checks"][name][0]
 
 
 def test_pass_with_real_observed_values(healthd, fpm):

@@ -13,7 +13,7 @@ import time
 import pymysql
 import pytest
 
-from harness import wait_until
+from harness import entry, wait_until
 from tlsfiles import make_tls_files
 
 PASSWORD = "Hc-7f3q9-pass"  # must never show up in any output
@@ -39,8 +39,6 @@ def section(name, db, pwfile, extra="", tcp=True, user="healthd", host="127.0.0.
             f"password_file = {pwfile}\n{FAST}{extra}\n")
 
 
-def entry(h, name, path="/healthcheck"):
-    return h.get(path).json()["checks"][name][0]
 
 
 def runs(h, name, count):

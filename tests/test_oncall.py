@@ -205,6 +205,14 @@ def test_status_command_exit_codes_and_output(healthd, tmp_path):
     h2.wait_status("/healthcheck", 200)
     code, out, _ = run_cli(["status", "-c", status_config(tmp_path, h2.port)])
     assert code == 0 and out.startswith("node     pass"), out
+    # Proxy settings in the environment are not used: the token would go to the proxy.
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    code, out, err = run_cli(["status", "-c", status_config(tmp_path, h2.port)],
+                             env={"http_proxy": dead_proxy, "ALL_PROXY": dead_proxy})
+    assert code == 0 and out.startswith("node     pass"), (out, err)
+    # --timeout 0 would mean "no limit" to libcurl: refused.
+    code, _, err = run_cli(["status", "-c", status_config(tmp_path, h2.port), "--timeout", "0s"])
+    assert code == 64 and "--timeout 0s: must be at least 1ms" in err, err
 
 
 def test_status_command_is_bounded_when_the_daemon_cannot_answer(tmp_path):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from harness import BINARY, wait_until
+from harness import BINARY, entry, wait_until
 from netns import SwallowingResolverNetns
 from svc_opensearch import OpenSearchStandIn, SigV4Keys
 from tlsfiles import make_tls_files
@@ -62,8 +62,6 @@ def section(name, srv, extra="", pw=None, where=None):
     return (f"[check.{name}]\ntype = opensearch\n{where or srv.base_keys()}{auth}{FAST}{extra}\n")
 
 
-def entry(h, name, path="/healthcheck"):
-    return h.get(path).json()["checks"][name][0]
 
 
 def runs(h, name, count, timeout=10):

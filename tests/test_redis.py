@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import BINARY, wait_until
+from harness import BINARY, all_bodies, entry, newer_result, wait_until
 from svc_redis import AclUser, RedisServer, wait_stopped
 
 FAST = "interval = 200ms\ntimeout = 500ms\n"
@@ -37,18 +37,10 @@ def section(name, srv, body="", unix=False):
     return f"[check.{name}]\ntype = redis\n{FAST}{srv.healthd_keys(unix)}{body}\n"
 
 
-def entry(h, name, path="/healthcheck"):
-    return h.get(path).json()["checks"][name][0]
 
 
-def newer_result(h, name, than):
-    """The entry for `name` once a run later than the entry `than` has posted, else None."""
-    e = entry(h, name)
-    return e if e["time"] != than["time"] else None
 
 
-def all_bodies(h):
-    return "".join(h.get(p).body for p in ["/healthcheck", "/healthcheck/region"])
 
 
 def test_pass_reports_latency_role_and_defaults(healthd, redis_server):

@@ -382,9 +382,10 @@ static int apply_aws(struct os_impl *im, const struct mh_aws_credentials *keys)
             free_list(headers);
         headers = more;
     }
-    if (!headers || curl_easy_setopt(im->curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
-        curl_easy_setopt(im->curl, CURLOPT_USERNAME, keys->access_key_id) != CURLE_OK ||
-        curl_easy_setopt(im->curl, CURLOPT_PASSWORD, keys->secret_access_key) != CURLE_OK) {
+    /* The header list last: once curl holds it, it must not be freed here. */
+    if (!headers || curl_easy_setopt(im->curl, CURLOPT_USERNAME, keys->access_key_id) != CURLE_OK ||
+        curl_easy_setopt(im->curl, CURLOPT_PASSWORD, keys->secret_access_key) != CURLE_OK ||
+        curl_easy_setopt(im->curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK) {
         free_list(headers);
         return -1;
     }
